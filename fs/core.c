@@ -1,0 +1,117 @@
+/*
+ * core: what every FUSE operation shares: names of objects, attributes,
+ * entries, and turning a gcs error into an errno plus one log line.
+ */
+#include "fs/fs.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "fs/writer.h"
+
+struct inode *fs_inode(struct fs *fs, fuse_ino_t ino)
+{
+	pthread_mutex_lock(&fs->inodes.lock);
+	struct inode *i = inode_by_ino(&fs->inodes, ino);
+	pthread_mutex_unlock(&fs->inodes.lock);
+	return i;
+}
+
+static int finish_name(struct buf *out, int dir_slash)
+{
+	if (dir_slash && out->len && out->data[out->len - 1] != '/')
+		buf_putc(out, '/');
+	if (out->len == 0)
+		return 0; /* the bucket root */
+	return gcs_name_check(out->data, out->len);
+}
+
+int fs_object_name(struct fs *fs, struct inode *i, int dir_slash, struct buf *out)
+{
+	struct buf path = BUF_INIT;
+	pthread_mutex_lock(&fs->inodes.lock);
+	inode_path(i, &path);
+	pthread_mutex_unlock(&fs->inodes.lock);
+	buf_reset(out);
+	buf_puts(out, fs->prefix);
+	buf_append(out, path.data, path.len);
+	buf_free(&path);
+	if (i->ino == FUSE_ROOT_ID) {
+		/* The root is the prefix itself ("p/"), or the bucket root (""). */
+		return 0;
+	}
+	return finish_name(out, dir_slash);
+}
+
+int fs_child_name(struct fs *fs, struct inode *parent, const char *name, int dir_slash,
+		  struct buf *out)
+{
+	if (strchr(name, '/'))
+		return -EINVAL;
+	int rc = fs_object_name(fs, parent, 1, out);
+	if (rc < 0)
+		return rc;
+	buf_puts(out, name);
+	return finish_name(out, dir_slash);
+}
+
+void fs_fill_attr(struct fs *fs, const struct inode *i, struct stat *st)
+{
+	const struct mount_opts *o = fs->opts;
+	memset(st, 0, sizeof(*st));
+	st->st_ino = i->ino;
+	st->st_uid = o->uid;
+	st->st_gid = o->gid;
+	st->st_blksize = 1 << 20;
+	if (i->kind == INODE_DIR) {
+		st->st_mode = S_IFDIR | o->dir_mode;
+		st->st_nlink = 2;
+		st->st_size = 4096;
+		st->st_mtim = i->mtime.tv_sec ? i->mtime : fs->started;
+	} else {
+		st->st_mode = (i->kind == INODE_SYMLINK ? S_IFLNK | 0777 : S_IFREG | o->file_mode);
+		st->st_nlink = 1;
+		st->st_size = (off_t)(i->writer ? writer_size(i->writer) : i->size);
+		st->st_mtim = i->mtime;
+	}
+	st->st_blocks = (st->st_size + 511) / 512;
+	st->st_atim = st->st_mtim;
+	st->st_ctim = st->st_mtim;
+}
+
+void fs_fill_entry(struct fs *fs, struct inode *i, struct fuse_entry_param *e)
+{
+	memset(e, 0, sizeof(*e));
+	e->ino = i->ino;
+	e->generation = 1;
+	e->attr_timeout = fs->opts->stat_ttl;
+	e->entry_timeout = fs->opts->type_ttl;
+	fs_fill_attr(fs, i, &e->attr);
+	i->nlookup++;
+}
+
+void fs_apply_object(struct fs *fs, struct inode *i, const struct gcs_object *o)
+{
+	i->size = o->size;
+	i->generation = o->generation;
+	i->mtime = o->mtime;
+	if (o->is_symlink) {
+		i->kind = INODE_SYMLINK;
+		if (o->symlink_target) {
+			free(i->symlink_target);
+			i->symlink_target = xstrdup(o->symlink_target);
+		}
+	}
+	i->attr_expires = inode_now() + fs->opts->stat_ttl;
+}
+
+int fs_gcs_fail(const char *op, const struct gcs_error *e)
+{
+	if (e->err == -ENOENT)
+		log_debug("%s: %s", op, e->msg);
+	else
+		log_error("%s: %s", op, e->msg);
+	return e->err ? e->err : -EIO;
+}

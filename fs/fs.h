@@ -1,0 +1,93 @@
+/*
+ * fs: the state of one mount and the helpers its FUSE operations share.
+ *
+ * The operations themselves live in ops_*.c, one family a file, each a
+ * short function that translates a FUSE request into gcs/ calls and replies.
+ * fs/ knows files, directories and inodes; it never builds a URL or parses
+ * JSON.
+ */
+#ifndef GCSMOUNT_FS_H
+#define GCSMOUNT_FS_H
+
+#include <sys/stat.h>
+
+#include "fs/inode.h"
+#include "fs/options.h"
+#include "gcs/gcs.h"
+
+struct fs {
+	struct gcs_client *gcs;
+	const struct mount_opts *opts;
+	char *prefix;               /* "" or "p/" (with the trailing slash) */
+	char *spool;                /* directory for staged files */
+	struct inode_table inodes;
+	struct timespec started;    /* shown as the mtime of directories without one */
+};
+
+extern const struct fuse_lowlevel_ops fs_ops;
+
+/*
+ * Object name for an inode (prefix + path, plus '/' for a directory when
+ * dir_slash). Takes the table lock itself. Returns 0, or -ENAMETOOLONG /
+ * -EINVAL when GCS cannot hold the name.
+ */
+int fs_object_name(struct fs *fs, struct inode *i, int dir_slash, struct buf *out);
+/* Object name of child `name` of parent (same rules). */
+int fs_child_name(struct fs *fs, struct inode *parent, const char *name, int dir_slash,
+		  struct buf *out);
+
+/* Fill st from the inode's cached attributes (table lock held). */
+void fs_fill_attr(struct fs *fs, const struct inode *i, struct stat *st);
+/* Fill a fuse_entry_param for i and count one lookup (table lock held). */
+void fs_fill_entry(struct fs *fs, struct inode *i, struct fuse_entry_param *e);
+/* Store what GCS said about an object into the inode (table lock held). */
+void fs_apply_object(struct fs *fs, struct inode *i, const struct gcs_object *o);
+
+/* 1 when nothing but the placeholder is under prefix (in GCS or pending here), 0, or -errno. */
+int fs_dir_is_empty(struct fs *fs, struct inode *dir, const char *prefix);
+
+/* Log a gcs error once and return its errno (negative). */
+int fs_gcs_fail(const char *op, const struct gcs_error *e);
+
+/* The inode for a request's ino (never NULL for inodes the kernel knows). */
+struct inode *fs_inode(struct fs *fs, fuse_ino_t ino);
+
+static inline struct fs *fs_of(fuse_req_t req)
+{
+	return fuse_req_userdata(req);
+}
+
+/* Ops by family, gathered into fs_ops in ops_table.c. */
+void fs_op_init(void *userdata, struct fuse_conn_info *conn);
+void fs_op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name);
+void fs_op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup);
+void fs_op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets);
+void fs_op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void fs_op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
+		   struct fuse_file_info *fi);
+void fs_op_statfs(fuse_req_t req, fuse_ino_t ino);
+void fs_op_readlink(fuse_req_t req, fuse_ino_t ino);
+void fs_op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name);
+void fs_op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void fs_op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		   struct fuse_file_info *fi);
+void fs_op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		       struct fuse_file_info *fi);
+void fs_op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void fs_op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode);
+void fs_op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name);
+void fs_op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name);
+void fs_op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
+		  const char *newname, unsigned int flags);
+void fs_op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+		  struct fuse_file_info *fi);
+void fs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void fs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		struct fuse_file_info *fi);
+void fs_op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
+		 struct fuse_file_info *fi);
+void fs_op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void fs_op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void fs_op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi);
+
+#endif

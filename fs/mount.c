@@ -1,0 +1,264 @@
+/*
+ * mount: preparing, serving and tearing down one mount. See mount.h.
+ */
+#include "fs/mount.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "auth/auth.h"
+#include "common/http.h"
+#include "common/log.h"
+#include "fs/fs.h"
+#include "fs/writer.h"
+
+#define DEFAULT_ENDPOINT "https://storage.googleapis.com"
+/* The pre-mount check gives up quickly: a wrong endpoint should fail now. */
+#define CHECK_DEADLINE 5.0
+
+struct mount_ctx {
+	const struct mount_opts *opts;
+	struct auth *auth;
+	struct fs fs;
+	char *endpoint;
+};
+
+static char *pick_endpoint(const struct mount_opts *o)
+{
+	if (o->endpoint)
+		return xstrdup(o->endpoint);
+	const char *env = getenv("STORAGE_EMULATOR_HOST");
+	if (env && *env) {
+		/* Google's libraries accept "host:port" here as well as a URL. */
+		if (strncmp(env, "http://", 7) && strncmp(env, "https://", 8)) {
+			struct buf b = BUF_INIT;
+			buf_printf(&b, "http://%s", env);
+			return buf_detach(&b);
+		}
+		return xstrdup(env);
+	}
+	return xstrdup(DEFAULT_ENDPOINT);
+}
+
+static int mkdir_p(const char *path, mode_t mode)
+{
+	char *p = xstrdup(path);
+	int rc = 0;
+	for (char *s = p + 1; rc == 0; s++) {
+		if (*s != '/' && *s != '\0')
+			continue;
+		char c = *s;
+		*s = '\0';
+		if (mkdir(p, mode) < 0 && errno != EEXIST)
+			rc = -errno;
+		*s = c;
+		if (!c)
+			break;
+	}
+	free(p);
+	return rc;
+}
+
+static char *spool_path(const struct mount_opts *o)
+{
+	struct buf b = BUF_INIT;
+	if (o->spool_dir) {
+		buf_puts(&b, o->spool_dir);
+	} else if (getuid() != 0 && getenv("XDG_CACHE_HOME")) {
+		buf_printf(&b, "%s/gcsmount", getenv("XDG_CACHE_HOME"));
+	} else if (getuid() != 0 && getenv("HOME")) {
+		buf_printf(&b, "%s/.cache/gcsmount", getenv("HOME"));
+	} else {
+		buf_puts(&b, "/var/cache/gcsmount");
+	}
+	return buf_detach(&b);
+}
+
+static int prepare_spool(struct mount_ctx *m, char *err, size_t errlen)
+{
+	char *path = spool_path(m->opts);
+	int rc = mkdir_p(path, 0700);
+	if (rc == 0 && chmod(path, 0700) < 0)
+		rc = -errno;
+	if (rc == 0) {
+		/* Make sure staged files can be created there at all. */
+		int fd = open(path, O_TMPFILE | O_RDWR, 0600);
+		if (fd < 0 && errno != EOPNOTSUPP && errno != EISDIR)
+			rc = -errno;
+		else if (fd >= 0)
+			close(fd);
+	}
+	if (rc < 0) {
+		snprintf(err, errlen, "spool directory %s: %s", path, strerror(-rc));
+		free(path);
+		return rc;
+	}
+	m->fs.spool = path;
+	return 0;
+}
+
+struct mount_ctx *mount_prepare(const struct mount_opts *o, char *err, size_t errlen)
+{
+	struct stat st;
+	if (stat(o->mountpoint, &st) < 0) {
+		snprintf(err, errlen, "mountpoint %s: %s", o->mountpoint, strerror(errno));
+		return NULL;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		snprintf(err, errlen, "mountpoint %s: not a directory", o->mountpoint);
+		return NULL;
+	}
+	if (http_global_init() < 0) {
+		snprintf(err, errlen, "cannot initialise libcurl");
+		return NULL;
+	}
+	struct mount_ctx *m = xcalloc(1, sizeof(*m));
+	m->opts = o;
+	m->endpoint = pick_endpoint(o);
+	char aerr[384] = "";
+	struct auth_config ac = {
+		.key_file = o->key_file, .token_file = o->token_file, .anonymous = o->anonymous,
+	};
+	m->auth = auth_new(&ac, aerr, sizeof(aerr));
+	if (!m->auth) {
+		snprintf(err, errlen, "credentials: %s", aerr);
+		goto fail;
+	}
+	struct gcs_config gc = {
+		.endpoint = m->endpoint, .bucket = o->bucket, .auth = m->auth,
+		.retry_deadline = o->retry_deadline,
+	};
+	m->fs.gcs = gcs_client_new(&gc);
+	m->fs.opts = o;
+	gcs_client_set_retry_deadline(m->fs.gcs, CHECK_DEADLINE < o->retry_deadline
+						    ? CHECK_DEADLINE : o->retry_deadline);
+	struct gcs_error e = {0};
+	if (gcs_bucket_check(m->fs.gcs, &e) < 0) {
+		snprintf(err, errlen, "%s", e.msg);
+		goto fail;
+	}
+	struct buf prefix = BUF_INIT;
+	if (o->prefix[0])
+		buf_printf(&prefix, "%s/", o->prefix);
+	else
+		buf_puts(&prefix, "");
+	m->fs.prefix = buf_detach(&prefix);
+	if (m->fs.prefix[0] && gcs_name_check(m->fs.prefix, strlen(m->fs.prefix)) < 0) {
+		snprintf(err, errlen, "prefix '%s': not a name GCS can hold", o->prefix);
+		goto fail;
+	}
+	struct gcs_list_page page;
+	if (gcs_list(m->fs.gcs, m->fs.prefix, "/", NULL, 1, &page, &e) < 0) {
+		snprintf(err, errlen, "%s", e.msg);
+		goto fail;
+	}
+	gcs_list_page_free(&page);
+	gcs_client_set_retry_deadline(m->fs.gcs, o->retry_deadline);
+	if (prepare_spool(m, err, errlen) < 0)
+		goto fail;
+	inode_table_init(&m->fs.inodes);
+	clock_gettime(CLOCK_REALTIME, &m->fs.started);
+	return m;
+fail:
+	mount_free(m);
+	return NULL;
+}
+
+/* At exit: upload what files still open hold, so nothing written is lost. */
+static int flush_all(struct mount_ctx *m)
+{
+	struct inode_table *t = &m->fs.inodes;
+	int failed = 0;
+	for (size_t b = 0; b < t->nbuckets; b++)
+		for (struct inode *i = t->by_ino[b]; i; i = i->next_ino) {
+			if (!i->writer)
+				continue;
+			struct buf name = BUF_INIT;
+			struct gcs_error e = {0};
+			struct gcs_object obj = {0};
+			if (fs_object_name(&m->fs, i, 0, &name) == 0 &&
+			    writer_flush(i->writer, m->fs.gcs, name.data, m->opts->chunk_size, &obj,
+					 &e) < 0) {
+				log_error("at exit: %s", e.msg);
+				failed = 1;
+			}
+			gcs_object_clear(&obj);
+			buf_free(&name);
+		}
+	return failed;
+}
+
+int mount_run(struct mount_ctx *m)
+{
+	const struct mount_opts *o = m->opts;
+	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
+	struct buf fo = BUF_INIT;
+	buf_printf(&fo, "fsname=gs://%s%s%s,subtype=gcsmount", o->bucket, o->prefix[0] ? "/" : "",
+		   o->prefix);
+	if (o->fuse_opts.len)
+		buf_printf(&fo, ",%s", o->fuse_opts.data);
+	if (fuse_opt_add_arg(&args, "gcsmount") || fuse_opt_add_arg(&args, "-o") ||
+	    fuse_opt_add_arg(&args, fo.data)) {
+		buf_free(&fo);
+		fuse_opt_free_args(&args);
+		return 1;
+	}
+	buf_free(&fo);
+	struct fuse_session *se = fuse_session_new(&args, &fs_ops, sizeof(fs_ops), &m->fs);
+	fuse_opt_free_args(&args);
+	if (!se) {
+		fprintf(stderr, "gcsmount: libfuse refused the options\n");
+		return 1;
+	}
+	int status = 1;
+	if (fuse_set_signal_handlers(se) != 0)
+		goto out_destroy;
+	if (fuse_session_mount(se, o->mountpoint) != 0) {
+		fprintf(stderr, "gcsmount: cannot mount on %s (is /dev/fuse there and are you allowed "
+			"to use it?)\n", o->mountpoint);
+		goto out_signals;
+	}
+	log_info("mounted gs://%s/%s on %s", o->bucket, o->prefix, o->mountpoint);
+	if (!o->foreground) {
+		if (!o->debug)
+			log_use_syslog("gcsmount");
+		if (fuse_daemonize(0) != 0)
+			goto out_unmount;
+	}
+	struct fuse_loop_config *lc = fuse_loop_cfg_create();
+	fuse_loop_cfg_set_clone_fd(lc, 0);
+	fuse_loop_cfg_set_max_threads(lc, 64);
+	fuse_loop_cfg_set_idle_threads(lc, 16);
+	int rc = fuse_session_loop_mt(se, lc);
+	fuse_loop_cfg_destroy(lc);
+	status = rc == 0 ? 0 : 1;
+	if (flush_all(m))
+		status = 3;
+out_unmount:
+	fuse_session_unmount(se);
+out_signals:
+	fuse_remove_signal_handlers(se);
+out_destroy:
+	fuse_session_destroy(se);
+	return status;
+}
+
+void mount_free(struct mount_ctx *m)
+{
+	if (!m)
+		return;
+	if (m->fs.inodes.by_ino)
+		inode_table_free(&m->fs.inodes);
+	gcs_client_free(m->fs.gcs);
+	auth_free(m->auth);
+	free(m->fs.prefix);
+	free(m->fs.spool);
+	free(m->endpoint);
+	free(m);
+	http_global_cleanup();
+}

@@ -1,0 +1,389 @@
+/*
+ * ops_dir: directory listing (readdir, readdirplus), mkdir and rmdir.
+ *
+ * A listing is objects.list with delimiter '/', fetched a page at a time as
+ * the reader advances (a directory of 100,000 entries is never held whole
+ * before the first entries go out). readdirplus fills attributes from the
+ * listing itself, so `ls -l` costs list pages, not a request per entry.
+ * Files created here and not yet uploaded are listed too.
+ */
+#include "fs/fs.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+
+#define PAGE_SIZE 1000
+
+struct dir_entry {
+	char *name;
+	enum inode_kind kind;
+	struct gcs_object obj;      /* files: what the listing said */
+};
+
+struct dir_handle {
+	pthread_mutex_t lock;       /* guards everything below */
+	struct inode *dir;          /* holds a reference */
+	char *prefix;               /* object prefix of the directory, "" or "p/a/" */
+	struct dir_entry *ents;
+	size_t n, cap;
+	char *next_token;
+	int done;                   /* 1: listing complete, 2: local files added too */
+	char **seen;                /* names emitted, open addressing, for dedup */
+	size_t seen_cap, seen_n;
+};
+
+static size_t name_hash(const char *s)
+{
+	size_t h = 5381;
+	while (*s)
+		h = h * 33 + (unsigned char)*s++;
+	return h;
+}
+
+/* Returns 1 if name was already there. */
+static int seen_add(struct dir_handle *d, const char *name)
+{
+	if (d->seen_n * 2 >= d->seen_cap) {
+		size_t old_cap = d->seen_cap;
+		char **old = d->seen;
+		d->seen_cap = old_cap ? old_cap * 2 : 256;
+		d->seen = xcalloc(d->seen_cap, sizeof(*d->seen));
+		d->seen_n = 0;
+		for (size_t k = 0; k < old_cap; k++)
+			if (old[k])
+				seen_add(d, old[k]);
+		free(old);
+	}
+	size_t k = name_hash(name) & (d->seen_cap - 1);
+	while (d->seen[k]) {
+		if (strcmp(d->seen[k], name) == 0)
+			return 1;
+		k = (k + 1) & (d->seen_cap - 1);
+	}
+	d->seen[k] = (char *)name;
+	d->seen_n++;
+	return 0;
+}
+
+static struct dir_entry *add_entry(struct dir_handle *d, const char *name, enum inode_kind kind)
+{
+	if (d->n == d->cap) {
+		d->cap = d->cap ? d->cap * 2 : 64;
+		d->ents = xrealloc(d->ents, d->cap * sizeof(*d->ents));
+	}
+	struct dir_entry *de = &d->ents[d->n];
+	memset(de, 0, sizeof(*de));
+	de->name = xstrdup(name);
+	de->kind = kind;
+	if (seen_add(d, de->name)) {
+		free(de->name);
+		return NULL;
+	}
+	d->n++;
+	return de;
+}
+
+/* A component GCS can hold but a directory entry cannot: skipped. */
+static int bad_component(const char *s, size_t len)
+{
+	return len == 0 || len > 255 || memchr(s, '/', len) ||
+	       (len == 1 && s[0] == '.') || (len == 2 && s[0] == '.' && s[1] == '.');
+}
+
+static int fetch_page(struct fs *fs, struct dir_handle *d)
+{
+	struct gcs_list_page page;
+	struct gcs_error e = {0};
+	int rc = gcs_list(fs->gcs, d->prefix, "/", d->next_token, PAGE_SIZE, &page, &e);
+	if (rc < 0)
+		return fs_gcs_fail("readdir", &e);
+	size_t plen = strlen(d->prefix);
+	/* Directories first, so a clash with a file of the same name shows the directory. */
+	for (size_t k = 0; k < page.nprefixes; k++) {
+		const char *p = page.prefixes[k] + plen;
+		size_t len = strlen(p);
+		if (len && p[len - 1] == '/')
+			len--;
+		if (strncmp(page.prefixes[k], d->prefix, plen) || bad_component(p, len))
+			continue;
+		char *name = xstrndup(p, len);
+		add_entry(d, name, INODE_DIR);
+		free(name);
+	}
+	for (size_t k = 0; k < page.nitems; k++) {
+		struct gcs_object *o = &page.items[k];
+		const char *p = o->name + plen;
+		size_t len = strlen(p);
+		if (strncmp(o->name, d->prefix, plen) || bad_component(p, len))
+			continue; /* the placeholder itself, or an unnameable object */
+		struct dir_entry *de = add_entry(d, p, o->is_symlink ? INODE_SYMLINK : INODE_FILE);
+		if (!de) {
+			log_warn("'%s' is both an object and a directory; showing the directory", o->name);
+			continue;
+		}
+		de->obj = *o;
+		memset(o, 0, sizeof(*o));
+	}
+	free(d->next_token);
+	d->next_token = page.next_page_token;
+	page.next_page_token = NULL;
+	d->done = d->next_token == NULL;
+	gcs_list_page_free(&page);
+	return 0;
+}
+
+/* Files created here that are not in the bucket yet. */
+static void add_local_children(struct fs *fs, struct dir_handle *d)
+{
+	pthread_mutex_lock(&fs->inodes.lock);
+	struct inode_table *t = &fs->inodes;
+	for (size_t b = 0; b < t->nbuckets; b++)
+		for (struct inode *i = t->by_ino[b]; i; i = i->next_ino)
+			if (i->parent == d->dir && i->hashed && i->writer && i->generation == 0)
+				add_entry(d, i->name, i->kind);
+	pthread_mutex_unlock(&fs->inodes.lock);
+}
+
+void fs_op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct fs *fs = fs_of(req);
+	struct inode *i = fs_inode(fs, ino);
+	struct buf prefix = BUF_INIT;
+	int rc = i ? fs_object_name(fs, i, 1, &prefix) : -ENOENT;
+	if (rc < 0) {
+		buf_free(&prefix);
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	struct dir_handle *d = xcalloc(1, sizeof(*d));
+	pthread_mutex_init(&d->lock, NULL);
+	d->prefix = buf_detach(&prefix);
+	pthread_mutex_lock(&fs->inodes.lock);
+	d->dir = i;
+	inode_ref(i);
+	pthread_mutex_unlock(&fs->inodes.lock);
+	fi->fh = (uint64_t)(uintptr_t)d;
+	if (fuse_reply_open(req, fi) == -ENOENT) {
+		/* Interrupted: the kernel will not send releasedir. */
+		fs_op_releasedir(NULL, ino, fi);
+	}
+}
+
+void fs_op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	(void)ino;
+	struct dir_handle *d = (struct dir_handle *)(uintptr_t)fi->fh;
+	struct fs *fs = req ? fs_of(req) : NULL;
+	if (d && fs) {
+		pthread_mutex_lock(&fs->inodes.lock);
+		inode_unref(&fs->inodes, d->dir);
+		pthread_mutex_unlock(&fs->inodes.lock);
+	}
+	if (d) {
+		for (size_t k = 0; k < d->n; k++) {
+			free(d->ents[k].name);
+			gcs_object_clear(&d->ents[k].obj);
+		}
+		free(d->ents);
+		free(d->seen);
+		free(d->prefix);
+		free(d->next_token);
+		pthread_mutex_destroy(&d->lock);
+		free(d);
+	}
+	if (req)
+		fuse_reply_err(req, 0);
+}
+
+static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		       struct fuse_file_info *fi, int plus)
+{
+	struct fs *fs = fs_of(req);
+	struct dir_handle *d = (struct dir_handle *)(uintptr_t)fi->fh;
+	char *out = xmalloc(size);
+	size_t used = 0;
+	int rc = 0;
+	pthread_mutex_lock(&d->lock);
+	for (size_t k = (size_t)off;; k++) {
+		const char *name;
+		struct stat st;
+		memset(&st, 0, sizeof(st));
+		struct fuse_entry_param e;
+		memset(&e, 0, sizeof(e));
+		struct inode *child = NULL;
+		if (k < 2) {
+			name = k == 0 ? "." : "..";
+			st.st_ino = k == 0 ? ino : FUSE_ROOT_ID;
+			st.st_mode = S_IFDIR;
+		} else {
+			size_t idx = k - 2;
+			while (idx >= d->n && !d->done && rc == 0)
+				rc = fetch_page(fs, d);
+			if (rc < 0)
+				break;
+			if (idx == d->n && d->done == 1) {
+				size_t before = d->n;
+				add_local_children(fs, d);
+				d->done = 2; /* local ones added once */
+				if (d->n == before)
+					break;
+			}
+			if (idx >= d->n)
+				break;
+			struct dir_entry *de = &d->ents[idx];
+			name = de->name;
+			pthread_mutex_lock(&fs->inodes.lock);
+			child = inode_child(&fs->inodes, d->dir, name);
+			if (child && child->kind != de->kind && !child->writer) {
+				inode_unhash(&fs->inodes, child);
+				child = NULL;
+			}
+			if (plus) {
+				child = inode_child_get(&fs->inodes, d->dir, name, de->kind);
+				if (de->obj.name && !child->writer)
+					fs_apply_object(fs, child, &de->obj);
+				else if (de->kind == INODE_DIR)
+					child->attr_expires = inode_now() + fs->opts->stat_ttl;
+				fs_fill_entry(fs, child, &e);
+			} else {
+				st.st_ino = child ? child->ino : (fuse_ino_t)-1;
+				st.st_mode = de->kind == INODE_DIR ? S_IFDIR
+					   : de->kind == INODE_SYMLINK ? S_IFLNK : S_IFREG;
+			}
+			pthread_mutex_unlock(&fs->inodes.lock);
+		}
+		size_t n;
+		if (plus) {
+			if (k < 2)
+				e.attr = st; /* ino 0 in e: the kernel makes no dentry */
+			n = fuse_add_direntry_plus(req, out + used, size - used, name, &e, (off_t)k + 1);
+		} else {
+			n = fuse_add_direntry(req, out + used, size - used, name, &st, (off_t)k + 1);
+		}
+		if (n > size - used) {
+			if (plus && child) {
+				/* Not sent: take back the lookup fs_fill_entry counted. */
+				pthread_mutex_lock(&fs->inodes.lock);
+				inode_forget(&fs->inodes, child, 1);
+				pthread_mutex_unlock(&fs->inodes.lock);
+			}
+			break;
+		}
+		used += n;
+	}
+	pthread_mutex_unlock(&d->lock);
+	if (rc < 0 && used == 0)
+		fuse_reply_err(req, -rc);
+	else
+		fuse_reply_buf(req, out, used);
+	free(out);
+}
+
+void fs_op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		   struct fuse_file_info *fi)
+{
+	do_readdir(req, ino, size, off, fi, 0);
+}
+
+void fs_op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		       struct fuse_file_info *fi)
+{
+	do_readdir(req, ino, size, off, fi, 1);
+}
+
+void fs_op_mkdir(fuse_req_t req, fuse_ino_t parent_ino, const char *name, mode_t mode)
+{
+	(void)mode;
+	struct fs *fs = fs_of(req);
+	struct inode *parent = fs_inode(fs, parent_ino);
+	struct buf obj_name = BUF_INIT;
+	struct gcs_error e = {0};
+	struct timespec now;
+	clock_gettime(CLOCK_REALTIME, &now);
+	struct gcs_write_opts opts = {.if_generation_match = 0, .mtime = &now};
+	int rc = parent ? fs_child_name(fs, parent, name, 1, &obj_name) : -ENOENT;
+	if (rc == 0) {
+		rc = gcs_object_insert(fs->gcs, obj_name.data, "", 0, &opts, NULL, &e);
+		if (rc == -ESTALE)
+			rc = -EEXIST;
+		else if (rc < 0)
+			rc = fs_gcs_fail("mkdir", &e);
+	}
+	buf_free(&obj_name);
+	if (rc < 0) {
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	struct fuse_entry_param ep;
+	pthread_mutex_lock(&fs->inodes.lock);
+	struct inode *old = inode_child(&fs->inodes, parent, name);
+	if (old && old->kind != INODE_DIR)
+		inode_unhash(&fs->inodes, old);
+	struct inode *i = inode_child_get(&fs->inodes, parent, name, INODE_DIR);
+	i->mtime = now;
+	i->attr_expires = inode_now() + fs->opts->stat_ttl;
+	fs_fill_entry(fs, i, &ep);
+	pthread_mutex_unlock(&fs->inodes.lock);
+	fuse_reply_entry(req, &ep);
+}
+
+/* Anything under prefix besides the placeholder itself, in the bucket or here? */
+int fs_dir_is_empty(struct fs *fs, struct inode *dir, const char *prefix)
+{
+	struct gcs_list_page page;
+	struct gcs_error e = {0};
+	int rc = gcs_list(fs->gcs, prefix, "/", NULL, 2, &page, &e);
+	if (rc < 0)
+		return fs_gcs_fail("rmdir", &e);
+	int empty = page.nprefixes == 0;
+	for (size_t k = 0; k < page.nitems; k++)
+		if (strcmp(page.items[k].name, prefix) != 0)
+			empty = 0;
+	gcs_list_page_free(&page);
+	if (empty && dir) {
+		pthread_mutex_lock(&fs->inodes.lock);
+		struct inode_table *t = &fs->inodes;
+		for (size_t b = 0; b < t->nbuckets && empty; b++)
+			for (struct inode *i = t->by_ino[b]; i; i = i->next_ino)
+				if (i->parent == dir && i->hashed && i->writer && i->generation == 0)
+					empty = 0;
+		pthread_mutex_unlock(&fs->inodes.lock);
+	}
+	return empty;
+}
+
+void fs_op_rmdir(fuse_req_t req, fuse_ino_t parent_ino, const char *name)
+{
+	struct fs *fs = fs_of(req);
+	struct inode *parent = fs_inode(fs, parent_ino);
+	struct buf obj_name = BUF_INIT;
+	struct gcs_error e = {0};
+	int rc = parent ? fs_child_name(fs, parent, name, 1, &obj_name) : -ENOENT;
+	struct inode *dir = NULL;
+	if (rc == 0) {
+		pthread_mutex_lock(&fs->inodes.lock);
+		dir = inode_child(&fs->inodes, parent, name);
+		pthread_mutex_unlock(&fs->inodes.lock);
+		rc = fs_dir_is_empty(fs, dir, obj_name.data);
+		rc = rc < 0 ? rc : rc == 0 ? -ENOTEMPTY : 0;
+	}
+	if (rc == 0) {
+		rc = gcs_object_delete(fs->gcs, obj_name.data, GCS_ANY_GENERATION, &e);
+		if (rc == -ENOENT)
+			rc = 0; /* an implicit directory has no placeholder */
+		else if (rc < 0)
+			rc = fs_gcs_fail("rmdir", &e);
+	}
+	buf_free(&obj_name);
+	if (rc == 0) {
+		pthread_mutex_lock(&fs->inodes.lock);
+		dir = inode_child(&fs->inodes, parent, name);
+		if (dir)
+			inode_unhash(&fs->inodes, dir);
+		pthread_mutex_unlock(&fs->inodes.lock);
+	}
+	fuse_reply_err(req, -rc);
+}

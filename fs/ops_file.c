@@ -1,0 +1,302 @@
+/*
+ * ops_file: create, open, read, write, flush, release, fsync.
+ *
+ * A handle open for writing shares the inode's writer (staged data);
+ * flush (every close) and fsync upload it when dirty, and their errors are
+ * close's and fsync's errors. A read-only handle reads through a reader
+ * pinned to the generation seen at open, unless the file is being written
+ * here, in which case it reads the staged bytes.
+ */
+#include "fs/fs.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "fs/reader.h"
+#include "fs/writer.h"
+
+struct handle {
+	struct inode *inode;      /* holds a reference */
+	struct reader *reader;    /* read-only handles */
+	int writable;
+};
+
+static struct handle *handle_of(struct fuse_file_info *fi)
+{
+	return (struct handle *)(uintptr_t)fi->fh;
+}
+
+/* Attach a new handle; for writable ones the writer is counted. Table lock held. */
+static struct handle *handle_new(struct inode *i, int writable)
+{
+	struct handle *h = xcalloc(1, sizeof(*h));
+	h->inode = i;
+	h->writable = writable;
+	inode_ref(i);
+	if (writable)
+		i->writer->nopen++;
+	return h;
+}
+
+/* Drop one count on the inode's writer; returns it when it must be freed. Table lock held. */
+static struct writer *writer_put_locked(struct inode *i, struct writer *w)
+{
+	if (--w->nopen > 0)
+		return NULL;
+	if (i->writer == w) {
+		i->writer = NULL;
+		/* Attributes now come from the bucket again. */
+		i->attr_expires = 0;
+	}
+	return w;
+}
+
+static void handle_drop(struct fs *fs, struct handle *h)
+{
+	struct writer *dead = NULL;
+	pthread_mutex_lock(&fs->inodes.lock);
+	struct inode *i = h->inode;
+	if (h->writable)
+		dead = writer_put_locked(i, i->writer);
+	inode_unref(&fs->inodes, i);
+	pthread_mutex_unlock(&fs->inodes.lock);
+	writer_free(dead);
+	reader_free(h->reader);
+	free(h);
+}
+
+static void reply_open(fuse_req_t req, struct fs *fs, struct handle *h,
+		       struct fuse_file_info *fi, const struct fuse_entry_param *e)
+{
+	fi->fh = (uint64_t)(uintptr_t)h;
+	fi->keep_cache = 0;
+	int rc = e ? fuse_reply_create(req, e, fi) : fuse_reply_open(req, fi);
+	if (rc == -ENOENT) /* interrupted: no release will come */
+		handle_drop(fs, h);
+}
+
+void fs_op_create(fuse_req_t req, fuse_ino_t parent_ino, const char *name, mode_t mode,
+		  struct fuse_file_info *fi)
+{
+	(void)mode;
+	struct fs *fs = fs_of(req);
+	struct inode *parent = fs_inode(fs, parent_ino);
+	struct buf obj_name = BUF_INIT;
+	int rc = parent ? fs_child_name(fs, parent, name, 0, &obj_name) : -ENOENT;
+	buf_free(&obj_name);
+	struct writer *w = NULL;
+	if (rc == 0)
+		rc = writer_new(fs->spool, 0, 1, &w); /* 0: the object must not exist */
+	if (rc < 0) {
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	struct fuse_entry_param e;
+	pthread_mutex_lock(&fs->inodes.lock);
+	struct inode *i = inode_child(&fs->inodes, parent, name);
+	if (i && (i->writer || i->kind != INODE_FILE)) {
+		/* Someone holds the name open here, or it is not a file: start afresh. */
+		inode_unhash(&fs->inodes, i);
+	}
+	i = inode_child_get(&fs->inodes, parent, name, INODE_FILE);
+	if (i->writer) { /* cannot happen after the unhash above */
+		pthread_mutex_unlock(&fs->inodes.lock);
+		writer_free(w);
+		fuse_reply_err(req, EBUSY);
+		return;
+	}
+	i->writer = w;
+	i->size = 0;
+	i->generation = 0;
+	clock_gettime(CLOCK_REALTIME, &i->mtime);
+	struct handle *h = handle_new(i, 1);
+	fs_fill_entry(fs, i, &e);
+	pthread_mutex_unlock(&fs->inodes.lock);
+	reply_open(req, fs, h, fi, &e);
+}
+
+void fs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct fs *fs = fs_of(req);
+	struct inode *i = fs_inode(fs, ino);
+	if (!i) {
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	int writable = (fi->flags & O_ACCMODE) != O_RDONLY;
+	int trunc = writable && (fi->flags & O_TRUNC);
+	pthread_mutex_lock(&fs->inodes.lock);
+	if (i->kind == INODE_DIR) {
+		pthread_mutex_unlock(&fs->inodes.lock);
+		fuse_reply_err(req, EISDIR);
+		return;
+	}
+	if (!writable) {
+		struct handle *h = handle_new(i, 0);
+		if (!i->writer)
+			h->reader = reader_new(i->generation, i->size, fs->opts->read_ahead);
+		/* else: reads see the staged bytes, then a reader once the writer is gone */
+		pthread_mutex_unlock(&fs->inodes.lock);
+		reply_open(req, fs, h, fi, NULL);
+		return;
+	}
+	if (i->writer) {
+		struct handle *h = handle_new(i, 1);
+		struct writer *w = i->writer;
+		pthread_mutex_unlock(&fs->inodes.lock);
+		int rc = trunc ? writer_truncate(w, 0) : 0;
+		if (rc < 0) {
+			handle_drop(fs, h);
+			fuse_reply_err(req, -rc);
+			return;
+		}
+		reply_open(req, fs, h, fi, NULL);
+		return;
+	}
+	/*
+	 * First writer: stage the object's bytes (unless truncating). The
+	 * writer is published before loading, with its lock held, so a second
+	 * opener waits for the load instead of loading again.
+	 */
+	struct writer *w;
+	int rc = writer_new(fs->spool, i->generation, trunc, &w);
+	if (rc < 0) {
+		pthread_mutex_unlock(&fs->inodes.lock);
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	pthread_mutex_lock(&w->lock);
+	i->writer = w;
+	struct handle *h = handle_new(i, 1);
+	int64_t gen = i->generation;
+	uint64_t size = i->size;
+	pthread_mutex_unlock(&fs->inodes.lock);
+	if (!trunc && size > 0) {
+		struct buf name = BUF_INIT;
+		struct gcs_error e = {0};
+		rc = fs_object_name(fs, i, 0, &name);
+		if (rc == 0 && writer_load(w, fs->gcs, name.data, gen, size, &e) < 0)
+			rc = fs_gcs_fail("open", &e);
+		buf_free(&name);
+	}
+	pthread_mutex_unlock(&w->lock);
+	if (rc < 0) {
+		handle_drop(fs, h);
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	reply_open(req, fs, h, fi, NULL);
+}
+
+void fs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		struct fuse_file_info *fi)
+{
+	(void)ino;
+	struct fs *fs = fs_of(req);
+	struct handle *h = handle_of(fi);
+	char *data = xmalloc(size ? size : 1);
+	size_t got = 0;
+	int rc;
+	pthread_mutex_lock(&fs->inodes.lock);
+	struct writer *w = h->inode->writer;
+	if (w)
+		w->nopen++; /* keep it alive while reading, whoever closes meanwhile */
+	else if (!h->reader) /* opened while being written here; that writer is done */
+		h->reader = reader_new(h->inode->generation, h->inode->size, fs->opts->read_ahead);
+	pthread_mutex_unlock(&fs->inodes.lock);
+	if (w) {
+		rc = writer_read(w, data, size, off, &got);
+		pthread_mutex_lock(&fs->inodes.lock);
+		struct writer *dead = writer_put_locked(h->inode, w);
+		pthread_mutex_unlock(&fs->inodes.lock);
+		writer_free(dead);
+	} else if (h->reader) {
+		struct buf name = BUF_INIT;
+		struct gcs_error e = {0};
+		rc = fs_object_name(fs, h->inode, 0, &name);
+		if (rc == 0) {
+			rc = reader_read(h->reader, fs->gcs, name.data, data, size, (uint64_t)off,
+					 &got, &e);
+			if (rc < 0)
+				rc = fs_gcs_fail("read", &e);
+		}
+		buf_free(&name);
+	} else {
+		rc = -EBADF;
+	}
+	if (rc < 0)
+		fuse_reply_err(req, -rc);
+	else
+		fuse_reply_buf(req, data, got);
+	free(data);
+}
+
+void fs_op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
+		 struct fuse_file_info *fi)
+{
+	(void)ino;
+	struct fs *fs = fs_of(req);
+	struct handle *h = handle_of(fi);
+	if (!h->writable) {
+		fuse_reply_err(req, EBADF);
+		return;
+	}
+	int rc = writer_write(h->inode->writer, buf, size, off);
+	if (rc < 0) {
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	fuse_reply_write(req, size);
+	(void)fs;
+}
+
+static int upload(struct fs *fs, struct handle *h)
+{
+	struct buf name = BUF_INIT;
+	struct gcs_error e = {0};
+	struct gcs_object obj = {0};
+	int rc = fs_object_name(fs, h->inode, 0, &name);
+	if (rc == 0) {
+		rc = writer_flush(h->inode->writer, fs->gcs, name.data, fs->opts->chunk_size, &obj, &e);
+		if (rc < 0)
+			rc = fs_gcs_fail("close", &e);
+	}
+	if (rc == 0 && obj.name) {
+		pthread_mutex_lock(&fs->inodes.lock);
+		fs_apply_object(fs, h->inode, &obj);
+		pthread_mutex_unlock(&fs->inodes.lock);
+	}
+	gcs_object_clear(&obj);
+	buf_free(&name);
+	/* close(2) reports EIO for any failed upload but a conflict or ENOSPC. */
+	if (rc < 0 && rc != -ESTALE && rc != -ENOSPC && rc != -EACCES && rc != -ENAMETOOLONG)
+		rc = -EIO;
+	return rc;
+}
+
+void fs_op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	(void)ino;
+	struct handle *h = handle_of(fi);
+	int rc = h->writable ? upload(fs_of(req), h) : 0;
+	fuse_reply_err(req, -rc);
+}
+
+void fs_op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
+{
+	(void)ino;
+	(void)datasync;
+	struct handle *h = handle_of(fi);
+	int rc = h->writable ? upload(fs_of(req), h) : 0;
+	fuse_reply_err(req, -rc);
+}
+
+void fs_op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	(void)ino;
+	handle_drop(fs_of(req), handle_of(fi));
+	fuse_reply_err(req, 0);
+}

@@ -1,0 +1,384 @@
+/*
+ * ops_meta: lookup, forget, getattr, setattr, statfs and symlinks.
+ *
+ * A name is a directory when the placeholder "name/" or anything under
+ * "name/" exists (implicit directories), and a file when the object "name"
+ * exists; when both do, the directory wins and the clash is logged.
+ */
+#include "fs/fs.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/statvfs.h>
+
+#include "common/log.h"
+#include "fs/writer.h"
+
+void fs_op_init(void *userdata, struct fuse_conn_info *conn)
+{
+	(void)userdata;
+	if (conn->capable & FUSE_CAP_READDIRPLUS)
+		conn->want |= FUSE_CAP_READDIRPLUS;
+	if (conn->capable & FUSE_CAP_ASYNC_READ)
+		conn->want |= FUSE_CAP_ASYNC_READ;
+	/* Bigger requests mean fewer round trips through the kernel. */
+	conn->max_write = 1u << 20;
+	conn->max_readahead = 1u << 20;
+}
+
+/* Ask GCS what `name` under parent is. *kind is set when found. */
+static int remote_lookup(struct fs *fs, struct inode *parent, const char *name,
+			 struct gcs_object *obj, enum inode_kind *kind)
+{
+	struct buf file = BUF_INIT, dir = BUF_INIT;
+	struct gcs_error e = {0};
+	int rc = fs_child_name(fs, parent, name, 0, &file);
+	if (rc == 0)
+		rc = fs_child_name(fs, parent, name, 1, &dir);
+	if (rc < 0)
+		goto out;
+	struct gcs_list_page page;
+	rc = gcs_list(fs->gcs, dir.data, "/", NULL, 1, &page, &e);
+	if (rc < 0) {
+		rc = fs_gcs_fail("lookup", &e);
+		goto out;
+	}
+	int is_dir = page.nitems > 0 || page.nprefixes > 0;
+	gcs_list_page_free(&page);
+	rc = gcs_object_stat(fs->gcs, file.data, obj, &e);
+	if (rc == 0 && is_dir) {
+		log_warn("'%s' is both an object and a directory; showing the directory", file.data);
+		gcs_object_clear(obj);
+	}
+	if (is_dir) {
+		*kind = INODE_DIR;
+		rc = 0;
+	} else if (rc == 0) {
+		*kind = obj->is_symlink ? INODE_SYMLINK : INODE_FILE;
+	} else if (rc != -ENOENT) {
+		rc = fs_gcs_fail("lookup", &e);
+	}
+out:
+	buf_free(&file);
+	buf_free(&dir);
+	return rc;
+}
+
+void fs_op_lookup(fuse_req_t req, fuse_ino_t parent_ino, const char *name)
+{
+	struct fs *fs = fs_of(req);
+	struct inode *parent = fs_inode(fs, parent_ino);
+	struct fuse_entry_param e;
+	if (!parent) {
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	pthread_mutex_lock(&fs->inodes.lock);
+	struct inode *child = inode_child(&fs->inodes, parent, name);
+	if (child && (child->writer || child->attr_expires > inode_now())) {
+		fs_fill_entry(fs, child, &e);
+		pthread_mutex_unlock(&fs->inodes.lock);
+		fuse_reply_entry(req, &e);
+		return;
+	}
+	pthread_mutex_unlock(&fs->inodes.lock);
+
+	struct gcs_object obj = {0};
+	enum inode_kind kind = INODE_FILE;
+	int rc = remote_lookup(fs, parent, name, &obj, &kind);
+	if (rc == -ENOENT) {
+		/* A negative entry the kernel may cache for negative_ttl. */
+		memset(&e, 0, sizeof(e));
+		e.entry_timeout = fs->opts->negative_ttl;
+		fuse_reply_entry(req, &e);
+		return;
+	}
+	if (rc < 0) {
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	pthread_mutex_lock(&fs->inodes.lock);
+	child = inode_child(&fs->inodes, parent, name);
+	if (child && child->kind != kind && !child->writer)
+		inode_unhash(&fs->inodes, child); /* it changed type in the bucket */
+	child = inode_child_get(&fs->inodes, parent, name, kind);
+	if (kind == INODE_DIR)
+		child->attr_expires = inode_now() + fs->opts->stat_ttl;
+	else if (!child->writer)
+		fs_apply_object(fs, child, &obj);
+	fs_fill_entry(fs, child, &e);
+	pthread_mutex_unlock(&fs->inodes.lock);
+	gcs_object_clear(&obj);
+	fuse_reply_entry(req, &e);
+}
+
+void fs_op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
+{
+	struct fs *fs = fs_of(req);
+	pthread_mutex_lock(&fs->inodes.lock);
+	struct inode *i = inode_by_ino(&fs->inodes, ino);
+	if (i)
+		inode_forget(&fs->inodes, i, nlookup);
+	pthread_mutex_unlock(&fs->inodes.lock);
+	fuse_reply_none(req);
+}
+
+void fs_op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets)
+{
+	struct fs *fs = fs_of(req);
+	pthread_mutex_lock(&fs->inodes.lock);
+	for (size_t k = 0; k < count; k++) {
+		struct inode *i = inode_by_ino(&fs->inodes, forgets[k].ino);
+		if (i)
+			inode_forget(&fs->inodes, i, forgets[k].nlookup);
+	}
+	pthread_mutex_unlock(&fs->inodes.lock);
+	fuse_reply_none(req);
+}
+
+/* Refresh a file's attributes from GCS when they expired. */
+static int refresh_attr(struct fs *fs, struct inode *i)
+{
+	pthread_mutex_lock(&fs->inodes.lock);
+	int fresh = i->kind == INODE_DIR || i->writer || i->attr_expires > inode_now();
+	pthread_mutex_unlock(&fs->inodes.lock);
+	if (fresh)
+		return 0;
+	struct buf name = BUF_INIT;
+	struct gcs_object obj;
+	struct gcs_error e = {0};
+	int rc = fs_object_name(fs, i, 0, &name);
+	if (rc == 0)
+		rc = gcs_object_stat(fs->gcs, name.data, &obj, &e);
+	buf_free(&name);
+	if (rc < 0)
+		return rc == -ENOENT ? rc : fs_gcs_fail("getattr", &e);
+	pthread_mutex_lock(&fs->inodes.lock);
+	if (!i->writer)
+		fs_apply_object(fs, i, &obj);
+	pthread_mutex_unlock(&fs->inodes.lock);
+	gcs_object_clear(&obj);
+	return 0;
+}
+
+static void reply_attr(fuse_req_t req, struct fs *fs, struct inode *i)
+{
+	struct stat st;
+	pthread_mutex_lock(&fs->inodes.lock);
+	fs_fill_attr(fs, i, &st);
+	pthread_mutex_unlock(&fs->inodes.lock);
+	fuse_reply_attr(req, &st, fs->opts->stat_ttl);
+}
+
+void fs_op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	(void)fi;
+	struct fs *fs = fs_of(req);
+	struct inode *i = fs_inode(fs, ino);
+	if (!i) {
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	int rc = refresh_attr(fs, i);
+	if (rc < 0) {
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	reply_attr(req, fs, i);
+}
+
+/* truncate(2) of a file nobody has open here: stage, cut, upload. */
+static int truncate_closed(struct fs *fs, struct inode *i, uint64_t size)
+{
+	struct buf name = BUF_INIT;
+	struct gcs_error e = {0};
+	struct writer *w = NULL;
+	struct gcs_object obj = {0};
+	int rc = refresh_attr(fs, i);
+	if (rc == 0)
+		rc = fs_object_name(fs, i, 0, &name);
+	if (rc == 0)
+		rc = writer_new(fs->spool, i->generation, 1, &w);
+	if (rc == 0 && size > 0) {
+		uint64_t keep = size < i->size ? size : i->size;
+		rc = writer_load(w, fs->gcs, name.data, i->generation, keep, &e);
+		if (rc < 0)
+			rc = fs_gcs_fail("truncate", &e);
+	}
+	if (rc == 0)
+		rc = writer_truncate(w, size);
+	if (rc == 0) {
+		rc = writer_flush(w, fs->gcs, name.data, fs->opts->chunk_size, &obj, &e);
+		if (rc < 0)
+			rc = fs_gcs_fail("truncate", &e);
+	}
+	if (rc == 0 && obj.name) {
+		pthread_mutex_lock(&fs->inodes.lock);
+		fs_apply_object(fs, i, &obj);
+		pthread_mutex_unlock(&fs->inodes.lock);
+	}
+	gcs_object_clear(&obj);
+	writer_free(w);
+	buf_free(&name);
+	return rc;
+}
+
+static int set_mtime_closed(struct fs *fs, struct inode *i, const struct timespec *t)
+{
+	struct buf name = BUF_INIT;
+	struct gcs_error e = {0};
+	struct gcs_object obj;
+	int rc = fs_object_name(fs, i, 0, &name);
+	if (rc == 0)
+		rc = gcs_object_set_mtime(fs->gcs, name.data, t, &obj, &e);
+	buf_free(&name);
+	if (rc < 0)
+		return fs_gcs_fail("utimens", &e);
+	pthread_mutex_lock(&fs->inodes.lock);
+	fs_apply_object(fs, i, &obj);
+	pthread_mutex_unlock(&fs->inodes.lock);
+	gcs_object_clear(&obj);
+	return 0;
+}
+
+/*
+ * chmod and chown succeed and change nothing: modes and owners come from the
+ * mount options (GCS objects carry neither). Size and mtime are real.
+ */
+void fs_op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
+		   struct fuse_file_info *fi)
+{
+	(void)fi;
+	struct fs *fs = fs_of(req);
+	struct inode *i = fs_inode(fs, ino);
+	if (!i) {
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	int rc = 0;
+	pthread_mutex_lock(&fs->inodes.lock);
+	struct writer *w = i->writer;
+	enum inode_kind kind = i->kind;
+	pthread_mutex_unlock(&fs->inodes.lock);
+	if ((to_set & FUSE_SET_ATTR_SIZE) && kind == INODE_DIR)
+		rc = -EISDIR;
+	else if (to_set & FUSE_SET_ATTR_SIZE)
+		rc = w ? writer_truncate(w, (uint64_t)attr->st_size)
+		       : truncate_closed(fs, i, (uint64_t)attr->st_size);
+	if (rc == 0 && (to_set & (FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_MTIME_NOW)) &&
+	    kind != INODE_DIR) {
+		struct timespec t = attr->st_mtim;
+		if (to_set & FUSE_SET_ATTR_MTIME_NOW)
+			clock_gettime(CLOCK_REALTIME, &t);
+		if (w) {
+			writer_set_mtime(w, &t);
+			pthread_mutex_lock(&fs->inodes.lock);
+			i->mtime = t;
+			pthread_mutex_unlock(&fs->inodes.lock);
+		} else {
+			rc = set_mtime_closed(fs, i, &t);
+		}
+	}
+	if (rc < 0) {
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	reply_attr(req, fs, i);
+}
+
+void fs_op_statfs(fuse_req_t req, fuse_ino_t ino)
+{
+	(void)ino;
+	/* A bucket has no size limit: report plenty, so df and installers work. */
+	struct statvfs st;
+	memset(&st, 0, sizeof(st));
+	st.f_bsize = 1 << 20;
+	st.f_frsize = 1 << 20;
+	st.f_blocks = 1ull << 30;
+	st.f_bfree = 1ull << 30;
+	st.f_bavail = 1ull << 30;
+	st.f_files = 1ull << 30;
+	st.f_ffree = 1ull << 30;
+	st.f_favail = 1ull << 30;
+	st.f_namemax = 255;
+	fuse_reply_statfs(req, &st);
+}
+
+void fs_op_readlink(fuse_req_t req, fuse_ino_t ino)
+{
+	struct fs *fs = fs_of(req);
+	struct inode *i = fs_inode(fs, ino);
+	if (!i || i->kind != INODE_SYMLINK) {
+		fuse_reply_err(req, i ? EINVAL : ENOENT);
+		return;
+	}
+	pthread_mutex_lock(&fs->inodes.lock);
+	char *target = i->symlink_target ? xstrdup(i->symlink_target) : NULL;
+	uint64_t size = i->size;
+	int64_t gen = i->generation;
+	pthread_mutex_unlock(&fs->inodes.lock);
+	if (!target) {
+		/* gcsfuse's form: the target is the object's body. */
+		struct buf name = BUF_INIT;
+		struct gcs_error e = {0};
+		size_t got = 0;
+		if (size > 4096) {
+			fuse_reply_err(req, ENAMETOOLONG);
+			return;
+		}
+		target = xcalloc(1, size + 1);
+		int rc = fs_object_name(fs, i, 0, &name);
+		if (rc == 0)
+			rc = gcs_object_read(fs->gcs, name.data, gen, 0, target, size, &got, &e);
+		buf_free(&name);
+		if (rc < 0) {
+			free(target);
+			fuse_reply_err(req, -fs_gcs_fail("readlink", &e));
+			return;
+		}
+		target[got] = '\0';
+		pthread_mutex_lock(&fs->inodes.lock);
+		if (!i->symlink_target)
+			i->symlink_target = xstrdup(target);
+		pthread_mutex_unlock(&fs->inodes.lock);
+	}
+	fuse_reply_readlink(req, target);
+	free(target);
+}
+
+void fs_op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent_ino, const char *name)
+{
+	struct fs *fs = fs_of(req);
+	struct inode *parent = fs_inode(fs, parent_ino);
+	struct buf obj_name = BUF_INIT;
+	struct gcs_error e = {0};
+	struct gcs_object obj;
+	struct timespec now;
+	clock_gettime(CLOCK_REALTIME, &now);
+	struct gcs_write_opts opts = {.if_generation_match = 0, .mtime = &now, .symlink = 1};
+	int rc = parent ? fs_child_name(fs, parent, name, 0, &obj_name) : -ENOENT;
+	if (rc == 0) {
+		rc = gcs_object_insert(fs->gcs, obj_name.data, link, strlen(link), &opts, &obj, &e);
+		if (rc == -ESTALE)
+			rc = -EEXIST;
+		else if (rc < 0)
+			rc = fs_gcs_fail("symlink", &e);
+	}
+	buf_free(&obj_name);
+	if (rc < 0) {
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	struct fuse_entry_param ep;
+	pthread_mutex_lock(&fs->inodes.lock);
+	struct inode *i = inode_child_get(&fs->inodes, parent, name, INODE_SYMLINK);
+	i->kind = INODE_SYMLINK;
+	fs_apply_object(fs, i, &obj);
+	free(i->symlink_target);
+	i->symlink_target = xstrdup(link);
+	fs_fill_entry(fs, i, &ep);
+	pthread_mutex_unlock(&fs->inodes.lock);
+	gcs_object_clear(&obj);
+	fuse_reply_entry(req, &ep);
+}

@@ -1,0 +1,43 @@
+/*
+ * Inside gcs/: the client struct and the one request path every call takes.
+ * Not to be included outside gcs/.
+ */
+#ifndef GCSMOUNT_GCS_CLIENT_INTERNAL_H
+#define GCSMOUNT_GCS_CLIENT_INTERNAL_H
+
+#include "common/buf.h"
+#include "common/http.h"
+#include "gcs/gcs.h"
+
+struct gcs_client {
+	char *endpoint;         /* without trailing slash */
+	char *bucket;
+	char *bucket_enc;       /* percent-encoded */
+	struct auth *auth;
+	double retry_deadline;
+};
+
+/* Whether a request may be retried blindly. */
+enum gcs_idem { GCS_NOT_IDEMPOTENT, GCS_IDEMPOTENT };
+
+/*
+ * Send req with the Authorization header, retrying as the module header
+ * says. what names the operation for error text ("stat", "list", ...).
+ * Returns 0 when a 2xx (or a status in ok_extra, such as 308) arrived, else
+ * a negative errno with e filled. resp holds the last answer either way.
+ */
+int gcs_call(struct gcs_client *c, struct http_req *req, struct http_resp *resp,
+	     enum gcs_idem idem, long ok_extra, const char *what, const char *name,
+	     struct gcs_error *e);
+
+/* {endpoint}/storage/v1/b/{bucket}/o/{name} into url (reset first). */
+void gcs_object_url(struct gcs_client *c, struct buf *url, const char *base, const char *name);
+
+void gcs_error_set(struct gcs_error *e, int http, int err, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+/* The JSON metadata body an upload carries (name, contentType, metadata). */
+void gcs_write_metadata_json(struct buf *out, const char *name, const struct gcs_write_opts *o,
+			     const char *crc_b64);
+
+#endif

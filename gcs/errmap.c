@@ -1,0 +1,167 @@
+/*
+ * errmap: the one table from HTTP status to errno, and the small parsers of
+ * what a server sends back besides objects (error bodies, Range headers,
+ * timestamps) plus the rules for names GCS can hold.
+ */
+#include "gcs/gcs.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static const struct {
+	long status;
+	int err;
+} status_table[] = {
+	{400, EINVAL},       /* bad request: our request or name was refused */
+	{401, EACCES},       /* credentials refused (after one refresh) */
+	{403, EACCES},       /* no permission */
+	{404, ENOENT},
+	{409, EEXIST},
+	{412, ESTALE},       /* generation precondition: someone else changed it */
+	{413, EFBIG},
+	{416, EINVAL},
+	{429, EAGAIN},       /* only after retries ran out */
+};
+
+int gcs_errno_for_status(long status)
+{
+	for (size_t i = 0; i < sizeof(status_table) / sizeof(status_table[0]); i++)
+		if (status_table[i].status == status)
+			return -status_table[i].err;
+	return -EIO;
+}
+
+void gcs_error_parse(const char *body, size_t len, char *msg, size_t msglen)
+{
+	msg[0] = '\0';
+	if (!body || !len)
+		return;
+	cJSON *j = cJSON_ParseWithLength(body, len);
+	const cJSON *m = NULL;
+	if (j) {
+		const cJSON *err = cJSON_GetObjectItemCaseSensitive(j, "error");
+		if (cJSON_IsObject(err))
+			m = cJSON_GetObjectItemCaseSensitive(err, "message");
+		else if (cJSON_IsString(err)) /* OAuth style */
+			m = cJSON_GetObjectItemCaseSensitive(j, "error_description");
+		if (!cJSON_IsString(m) && cJSON_IsString(err))
+			m = err;
+	}
+	if (cJSON_IsString(m)) {
+		snprintf(msg, msglen, "%s", m->valuestring);
+	} else {
+		/* Not JSON: the first line of the body, printable bytes only. */
+		size_t n = 0;
+		for (size_t i = 0; i < len && n + 1 < msglen && n < 160; i++) {
+			unsigned char ch = (unsigned char)body[i];
+			if (ch == '\n' || ch == '\r')
+				break;
+			msg[n++] = ch >= 32 && ch < 127 ? (char)ch : '?';
+		}
+		msg[n] = '\0';
+	}
+	cJSON_Delete(j);
+}
+
+int gcs_parse_range(const char *range, uint64_t *persisted)
+{
+	*persisted = 0;
+	if (!range || !range[0])
+		return 0;
+	unsigned long long a, b;
+	int used = 0;
+	if (sscanf(range, "bytes=%llu-%llu%n", &a, &b, &used) != 2 || range[used] != '\0' ||
+	    a != 0 || b == ~0ull)
+		return -EINVAL;
+	*persisted = b + 1;
+	return 0;
+}
+
+int gcs_name_check(const char *name, size_t len)
+{
+	if (len == 0)
+		return -EINVAL;
+	if (len > 1024)
+		return -ENAMETOOLONG;
+	const unsigned char *s = (const unsigned char *)name;
+	for (size_t i = 0; i < len;) {
+		unsigned char c = s[i];
+		size_t n;
+		uint32_t cp;
+		if (c == '\r' || c == '\n' || c == 0)
+			return -EINVAL;
+		if (c < 0x80) { i++; continue; }
+		if ((c & 0xE0) == 0xC0) { n = 1; cp = c & 0x1F; }
+		else if ((c & 0xF0) == 0xE0) { n = 2; cp = c & 0x0F; }
+		else if ((c & 0xF8) == 0xF0) { n = 3; cp = c & 0x07; }
+		else return -EINVAL;
+		if (i + n >= len)
+			return -EINVAL;
+		for (size_t k = 1; k <= n; k++) {
+			if ((s[i + k] & 0xC0) != 0x80)
+				return -EINVAL;
+			cp = cp << 6 | (s[i + k] & 0x3F);
+		}
+		/* Overlong forms, surrogates and values past Unicode are not UTF-8. */
+		if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) ||
+		    (cp >= 0xD800 && cp <= 0xDFFF) || cp > 0x10FFFF)
+			return -EINVAL;
+		i += n + 1;
+	}
+	return 0;
+}
+
+int gcs_parse_rfc3339(const char *s, struct timespec *ts)
+{
+	struct tm tm;
+	memset(&tm, 0, sizeof(tm));
+	int used = 0;
+	if (!s || sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
+			 &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &used) != 6)
+		return -EINVAL;
+	if (tm.tm_mon < 1 || tm.tm_mon > 12 || tm.tm_mday < 1 || tm.tm_mday > 31 ||
+	    tm.tm_hour > 23 || tm.tm_min > 59 || tm.tm_sec > 60)
+		return -EINVAL;
+	const char *p = s + used;
+	long nsec = 0;
+	if (*p == '.') {
+		p++;
+		int digits = 0;
+		while (*p >= '0' && *p <= '9') {
+			if (digits < 9) {
+				nsec = nsec * 10 + (*p - '0');
+				digits++;
+			}
+			p++;
+		}
+		if (digits == 0)
+			return -EINVAL;
+		while (digits++ < 9)
+			nsec *= 10;
+	}
+	long offset = 0;
+	if (*p == 'Z' || *p == 'z') {
+		p++;
+	} else if (*p == '+' || *p == '-') {
+		int oh, om, n2 = 0;
+		if (sscanf(p + 1, "%2d:%2d%n", &oh, &om, &n2) != 2 || n2 != 5)
+			return -EINVAL;
+		offset = (oh * 3600L + om * 60L) * (*p == '+' ? 1 : -1);
+		p += 1 + n2;
+	} else {
+		return -EINVAL;
+	}
+	if (*p)
+		return -EINVAL;
+	tm.tm_year -= 1900;
+	tm.tm_mon -= 1;
+	time_t t = timegm(&tm);
+	ts->tv_sec = t - offset;
+	ts->tv_nsec = nsec;
+	return 0;
+}

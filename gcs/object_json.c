@@ -1,0 +1,163 @@
+/*
+ * object_json: object resources and list pages from their JSON.
+ *
+ * GCS sends 64-bit numbers (size, generation) as JSON strings; both forms
+ * are accepted. mtime is taken from the metadata other tools write, in order
+ * of precision: rclone's `mtime` (RFC 3339, ns), `goog-reserved-file-mtime`
+ * (Unix seconds, gcsfuse and rclone), gcsfuse's `gcsfuse_mtime`; else the
+ * object's `updated`.
+ */
+#include "gcs/gcs.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/buf.h"
+#include "common/crc32c.h"
+
+static int get_u64(const cJSON *obj, const char *key, uint64_t *out)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+	if (cJSON_IsString(v)) {
+		char *end;
+		errno = 0;
+		unsigned long long n = strtoull(v->valuestring, &end, 10);
+		if (errno || end == v->valuestring || *end || v->valuestring[0] == '-')
+			return -EINVAL;
+		*out = n;
+		return 0;
+	}
+	if (cJSON_IsNumber(v) && v->valuedouble >= 0) {
+		*out = (uint64_t)v->valuedouble;
+		return 0;
+	}
+	return -ENOENT;
+}
+
+static const char *get_str(const cJSON *obj, const char *key)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+	return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+static void parse_mtime(const cJSON *j, const cJSON *md, struct gcs_object *o)
+{
+	const char *s;
+	if (md && (s = get_str(md, "mtime")) && gcs_parse_rfc3339(s, &o->mtime) == 0)
+		return;
+	if (md && (s = get_str(md, "goog-reserved-file-mtime"))) {
+		char *end;
+		errno = 0;
+		long long secs = strtoll(s, &end, 10);
+		if (!errno && end != s && !*end) {
+			o->mtime.tv_sec = (time_t)secs;
+			o->mtime.tv_nsec = 0;
+			return;
+		}
+	}
+	if (md && (s = get_str(md, "gcsfuse_mtime")) && gcs_parse_rfc3339(s, &o->mtime) == 0)
+		return;
+	if ((s = get_str(j, "updated")) && gcs_parse_rfc3339(s, &o->mtime) == 0)
+		return;
+	o->mtime.tv_sec = 0;
+	o->mtime.tv_nsec = 0;
+}
+
+static int object_from_json(const cJSON *j, struct gcs_object *o)
+{
+	memset(o, 0, sizeof(*o));
+	const char *name = get_str(j, "name");
+	if (!cJSON_IsObject(j) || !name)
+		return -EINVAL;
+	uint64_t v;
+	if (get_u64(j, "size", &o->size) < 0)
+		o->size = 0;
+	if (get_u64(j, "generation", &v) == 0)
+		o->generation = (int64_t)v;
+	if (get_u64(j, "metageneration", &v) == 0)
+		o->metageneration = (int64_t)v;
+	o->component_count = 1;
+	if (get_u64(j, "componentCount", &v) == 0)
+		o->component_count = (int)v;
+	const char *crc = get_str(j, "crc32c");
+	if (crc && crc32c_from_base64(crc, &o->crc32c) == 0)
+		o->has_crc32c = 1;
+	const cJSON *md = cJSON_GetObjectItemCaseSensitive(j, "metadata");
+	if (!cJSON_IsObject(md))
+		md = NULL;
+	parse_mtime(j, md, o);
+	if (md) {
+		const char *sl = get_str(md, "goog-reserved-file-is-symlink");
+		const char *old = get_str(md, "gcsfuse_symlink_target");
+		if (sl && strcmp(sl, "true") == 0)
+			o->is_symlink = 1;
+		if (old) {
+			o->is_symlink = 1;
+			o->symlink_target = xstrdup(old);
+		}
+	}
+	o->name = xstrdup(name);
+	return 0;
+}
+
+int gcs_object_parse(const char *json, size_t len, struct gcs_object *out)
+{
+	memset(out, 0, sizeof(*out));
+	cJSON *j = cJSON_ParseWithLength(json, len);
+	if (!j)
+		return -EINVAL;
+	int rc = object_from_json(j, out);
+	cJSON_Delete(j);
+	return rc;
+}
+
+void gcs_object_clear(struct gcs_object *o)
+{
+	free(o->name);
+	free(o->symlink_target);
+	memset(o, 0, sizeof(*o));
+}
+
+int gcs_list_parse(const char *json, size_t len, struct gcs_list_page *out)
+{
+	memset(out, 0, sizeof(*out));
+	cJSON *j = cJSON_ParseWithLength(json, len);
+	if (!cJSON_IsObject(j)) {
+		cJSON_Delete(j);
+		return -EINVAL;
+	}
+	const cJSON *items = cJSON_GetObjectItemCaseSensitive(j, "items");
+	const cJSON *prefixes = cJSON_GetObjectItemCaseSensitive(j, "prefixes");
+	int ni = cJSON_IsArray(items) ? cJSON_GetArraySize(items) : 0;
+	int np = cJSON_IsArray(prefixes) ? cJSON_GetArraySize(prefixes) : 0;
+	out->items = xcalloc((size_t)ni + 1, sizeof(*out->items));
+	out->prefixes = xcalloc((size_t)np + 1, sizeof(*out->prefixes));
+	const cJSON *it;
+	cJSON_ArrayForEach(it, items) {
+		if (object_from_json(it, &out->items[out->nitems]) == 0)
+			out->nitems++;
+	}
+	cJSON_ArrayForEach(it, prefixes) {
+		if (cJSON_IsString(it))
+			out->prefixes[out->nprefixes++] = xstrdup(it->valuestring);
+	}
+	const char *tok = get_str(j, "nextPageToken");
+	if (tok && tok[0])
+		out->next_page_token = xstrdup(tok);
+	cJSON_Delete(j);
+	return 0;
+}
+
+void gcs_list_page_free(struct gcs_list_page *p)
+{
+	for (size_t i = 0; i < p->nitems; i++)
+		gcs_object_clear(&p->items[i]);
+	for (size_t i = 0; i < p->nprefixes; i++)
+		free(p->prefixes[i]);
+	free(p->items);
+	free(p->prefixes);
+	free(p->next_page_token);
+	memset(p, 0, sizeof(*p));
+}
