@@ -248,7 +248,7 @@ static int one_opt(struct mount_opts *o, const char *opt, char *err, size_t errl
 	}
 #undef NEED_VALUE
 	if (bad) {
-		snprintf(err, errlen, "option '%s': %s", opt, v ? "malformed value" : "needs a value");
+		snprintf(err, errlen, "option '%s': %s", opt, v && *v ? "malformed value" : "needs a value");
 		return -EINVAL;
 	}
 	return 0;

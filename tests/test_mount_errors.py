@@ -1,0 +1,171 @@
+"""Bad input and server failures: one clear line and an exit status, or an errno."""
+
+import errno
+import json
+import os
+import socket
+
+import pytest
+
+from mountlib import is_mounted, run_cli
+
+
+def one_line(text):
+    lines = [l for l in text.strip().splitlines() if "gcsmount" in l]
+    assert lines, text
+    return lines[-1]
+
+
+def test_version_and_help():
+    r = run_cli(["--version"])
+    assert r.returncode == 0 and r.stdout.startswith("gcsmount ")
+    r = run_cli(["--help"])
+    assert r.returncode == 0 and "gs://BUCKET[/PREFIX]" in r.stdout
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["-o", "bogus_option", "gs://b/p", "/tmp"], "unknown option 'bogus_option'"),
+    (["-o", "chunk_size=1000", "gs://b", "/tmp"], "chunk_size"),
+    (["-o", "uid=abc", "gs://b", "/tmp"], "uid=abc"),
+    (["gs://b"], "usage"),
+    (["-x", "gs://b", "/tmp"], "unknown flag"),
+    (["gs://Bad_Bucket!", "/tmp"], "bucket"),
+    (["-o", "anonymous,key_file=/k", "gs://bkt", "/tmp"], "anonymous"),
+])
+def test_usage_errors_exit_2(args, needle):
+    r = run_cli(args)
+    assert r.returncode == 2, r
+    assert needle in one_line(r.stderr)
+    assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_options_after_positionals_as_mount_does(bucket, emulator, tmp_path):
+    mp = tmp_path / "mp"
+    mp.mkdir()
+    # mount(8) calls: gcsmount SRC DIR -o opts (daemon mode, returns when ready).
+    r = run_cli([bucket.bucket + "/run", str(mp), "-o",
+                 "rw,nodev,nosuid,_netdev,anonymous,endpoint=%s,spool_dir=%s"
+                 % (emulator.url, tmp_path / "spool")],
+                env={"GCSMOUNT_NO_METADATA_PROBE": "1"})
+    try:
+        assert r.returncode == 0, r.stderr
+        assert is_mounted(str(mp))
+        with open(mp / "f", "w") as f:
+            f.write("daemon")
+        assert bucket.get("run/f") == b"daemon"
+    finally:
+        os.system("fusermount3 -u %s" % mp)
+
+
+def expect_mount_failure(args, needle, tmp_path, env=None):
+    mp = tmp_path / "mp"
+    mp.mkdir(exist_ok=True)
+    e = {"GCSMOUNT_NO_METADATA_PROBE": "1"}
+    e.update(env or {})
+    r = run_cli(["-f"] + args + [str(mp)], env=e, timeout=60)
+    assert r.returncode == 1, (r.returncode, r.stderr)
+    line = one_line(r.stderr)
+    assert needle.lower() in line.lower(), r.stderr
+    assert not is_mounted(str(mp))
+    return line
+
+
+def test_wrong_bucket(emulator, tmp_path):
+    expect_mount_failure(["-o", "anonymous,endpoint=" + emulator.url, "gs://no-such-bucket"],
+                         "no-such-bucket", tmp_path)
+
+
+def test_unreachable_endpoint(tmp_path):
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()  # nothing listens there now
+    line = expect_mount_failure(["-o", "anonymous,endpoint=http://127.0.0.1:%d" % port,
+                                 "gs://bkt"], "127.0.0.1:%d" % port, tmp_path)
+    assert "reach" in line
+
+
+def test_missing_mountpoint(emulator, bucket, tmp_path):
+    r = run_cli(["-f", "-o", "anonymous,endpoint=" + emulator.url, "gs://" + bucket.bucket,
+                 str(tmp_path / "nope")])
+    assert r.returncode == 1
+    assert "mountpoint" in one_line(r.stderr) and "No such file" in r.stderr
+
+
+@pytest.mark.parametrize("content,needle", [
+    (None, "No such file"),
+    ("{not json", "JSON"),
+    (json.dumps({"type": "service_account", "client_email": "a@b"}), "private_key"),
+    (json.dumps({"type": "service_account", "client_email": "a@b",
+                 "private_key": "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"}),
+     "PEM"),
+])
+def test_bad_key_file(emulator, bucket, tmp_path, content, needle):
+    key = tmp_path / "key.json"
+    if content is not None:
+        key.write_text(content)
+    line = expect_mount_failure(["-o", "key_file=%s,endpoint=%s" % (key, emulator.url),
+                                 "gs://" + bucket.bucket], needle, tmp_path)
+    assert "private_key\":" not in line
+
+
+def test_names_gcs_cannot_hold(mnt):
+    with pytest.raises(OSError) as e:
+        open(mnt.p("bad\nname"), "w")
+    assert e.value.errno == errno.EINVAL
+    deep = mnt.path
+    with pytest.raises(OSError) as e:
+        for i in range(10):
+            deep = os.path.join(deep, "d" * 120)
+            os.mkdir(deep)
+    assert e.value.errno == errno.ENAMETOOLONG
+    with pytest.raises(OSError) as e:
+        open(os.path.join(mnt.path.encode(), b"\xff\xfe.bin"), "wb")
+    assert e.value.errno == errno.EINVAL
+
+
+def test_upload_error_reaches_close(bucket, mount_factory):
+    m = mount_factory(bucket, "run", opts=["retry_deadline=1"])
+    bucket.set_faults([{"kind": "object.insert.multipart", "action": "return-503",
+                        "count": 1000}])
+    f = open(m.p("doomed"), "wb")
+    f.write(b"data")
+    with pytest.raises(OSError) as e:
+        f.close()
+    assert e.value.errno == errno.EIO
+    assert bucket.faults()[0]["met"] >= 2  # retried before giving up
+    bucket.clear_faults()
+    assert not bucket.exists("run/doomed")
+    assert "HTTP 503" in m.read_log()
+
+
+def test_transient_errors_retried(bucket, mnt):
+    bucket.set_faults([{"kind": "object.insert.multipart", "action": "return-503", "count": 2}])
+    with open(mnt.p("survives"), "wb") as f:
+        f.write(b"ok")
+    assert bucket.faults()[0]["met"] == 2
+    assert bucket.get("run/survives") == b"ok"
+
+
+def test_conflict_is_reported_not_clobbered(bucket, mnt):
+    with open(mnt.p("c"), "w") as f:
+        f.write("mine")
+    f = open(mnt.p("c"), "r+")
+    bucket.put("run/c", b"someone else's")
+    f.write("MINE")
+    with pytest.raises(OSError) as e:
+        f.close()
+    assert e.value.errno == errno.ESTALE
+    assert bucket.get("run/c") == b"someone else's"
+    assert "precondition" in mnt.read_log()
+
+
+def test_corrupt_upload_rejected(bucket, mnt):
+    bucket.set_faults([{"kind": "object.insert.multipart", "action": "corrupt-upload",
+                        "count": 1}])
+    f = open(mnt.p("corrupt"), "wb")
+    f.write(b"x" * 1000)
+    with pytest.raises(OSError):
+        f.close()
+    assert bucket.faults()[0]["met"] == 1
+    assert not bucket.exists("run/corrupt")
