@@ -12,6 +12,14 @@
  * Thread safety: every function but auth_new/auth_free may be called from
  * any thread at once. Tokens are refreshed ahead of expiry by one caller at a
  * time while the others keep using the still-valid token.
+ *
+ * Environment read by auth_new (besides the credential variables above):
+ *   GCE_METADATA_HOST / GCE_METADATA_ROOT  metadata server host[:port]
+ *   CLOUDSDK_CONFIG, HOME                  where gcloud's ADC file lives
+ *   GCSMOUNT_NO_METADATA_PROBE=1           never probe metadata.google.internal /
+ *                                          169.254.169.254 (tests, CI, no network)
+ *   GCSMOUNT_DEFAULT_KEY_PATH=PATH         test hook: replaces the default secret
+ *                                          mount path /plx-context/.gc/gc-secret.json
  */
 #ifndef GCSMOUNT_AUTH_H
 #define GCSMOUNT_AUTH_H
@@ -26,6 +34,11 @@ struct auth_config {
 };
 
 struct auth;
+
+/* A size for auth_new's err that holds its longest line (the "nothing
+ * found" line names every place tried) unless paths are unusually long;
+ * a smaller buffer just truncates the line. */
+#define AUTH_ERR_LEN 512
 
 /*
  * Find and load credentials. Does not contact a token endpoint (the first
