@@ -1,9 +1,12 @@
 # gcsmount build. `make` leaves ./gcsmount at the repository root.
 #   make            the mount binary
 #   make unit       unit tests (plain and under ASan/UBSan)
-#   make check      unit tests + the pytest suite against real mounts
+#   make check      unit tests + the pytest suite against real mounts (plain and ASan)
+#   make test       installs the Debian packages needed, then `make check`
+#   make demo       installs them, then mounts the bundled emulator's demo bucket
 #   make asan       ./gcsmount built with AddressSanitizer/UBSan (into build/asan/)
-#   make bench      the benchmark (see bench/README)
+#   make bench      the benchmark (tests/bench/), results in tests/bench/RESULTS.md
+#   make fuzz       libFuzzer targets (tests/fuzz/), FUZZ_SECONDS each
 
 CC      ?= cc
 PKGS    := fuse3 libcurl libcjson openssl
@@ -24,7 +27,7 @@ UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=build/unit/%)
 UNIT_ASAN := $(UNIT_SRC:tests/unit/%.c=build/unit-asan/%)
 
-.PHONY: all unit check asan bench clean test-deps
+.PHONY: all unit check asan bench clean deps test demo fuzz
 
 all: gcsmount
 
@@ -57,7 +60,29 @@ unit: $(UNIT_BIN) $(UNIT_ASAN)
 
 check: gcsmount asan unit
 	cd tests && GCSMOUNT_BIN=$(CURDIR)/gcsmount /usr/bin/python3 -m pytest -q
-	cd tests && GCSMOUNT_BIN=$(CURDIR)/build/asan/gcsmount /usr/bin/python3 -m pytest -q -m "not slow"
+	cd tests && GCSMOUNT_BIN=$(CURDIR)/build/asan/gcsmount ASAN_OPTIONS=detect_leaks=1 \
+		/usr/bin/python3 -m pytest -q -m "not slow"
+
+deps:
+	packaging/install-deps.sh
+
+# Recursive so that the build starts after deps installed pkg-config's files.
+test: deps
+	$(MAKE) check
+
+demo: deps
+	$(MAKE) gcsmount
+	packaging/demo.sh
+
+# The benchmark: gcsmount beside curl and rclone mount on the same emulator.
+bench: deps
+	$(MAKE) gcsmount
+	/usr/bin/python3 tests/bench/bench.py
+
+# libFuzzer targets over every parser of outside input, FUZZ_SECONDS each.
+FUZZ_SECONDS ?= 20
+fuzz: deps
+	$(MAKE) -C tests/fuzz SECONDS=$(FUZZ_SECONDS)
 
 clean:
 	rm -rf build gcsmount
