@@ -50,6 +50,8 @@ int fs_child_name(struct fs *fs, struct inode *parent, const char *name, int dir
 {
 	if (strchr(name, '/'))
 		return -EINVAL;
+	if (parent->ino == FUSE_ROOT_ID && strcmp(name, FS_TMP_DIR) == 0)
+		return -ENOENT; /* temporary objects stay out of sight */
 	int rc = fs_object_name(fs, parent, 1, out);
 	if (rc < 0)
 		return rc;
@@ -96,6 +98,7 @@ void fs_apply_object(struct fs *fs, struct inode *i, const struct gcs_object *o)
 {
 	i->size = o->size;
 	i->generation = o->generation;
+	i->components = o->component_count;
 	i->mtime = o->mtime;
 	if (o->is_symlink) {
 		i->kind = INODE_SYMLINK;

@@ -13,18 +13,27 @@
 
 #include "fs/inode.h"
 #include "fs/options.h"
+#include "fs/spool.h"
+#include "fs/uploader.h"
+#include "fs/writer.h"
 #include "gcs/gcs.h"
 
 struct fs {
 	struct gcs_client *gcs;
 	const struct mount_opts *opts;
 	char *prefix;               /* "" or "p/" (with the trailing slash) */
-	char *spool;                /* directory for staged files */
+	struct spool spool;         /* written data until the bucket holds it */
+	struct uploader uploader;   /* streams chunks of files being written */
+	struct writer_env wenv;     /* what every writer shares */
+	char *tmp_prefix;           /* temporary objects: PREFIX.gcsmount-tmp/ */
 	struct inode_table inodes;
 	struct timespec started;    /* shown as the mtime of directories without one */
 };
 
 extern const struct fuse_lowlevel_ops fs_ops;
+
+/* Where temporary objects live, under the prefix; never listed or looked up. */
+#define FS_TMP_DIR ".gcsmount-tmp"
 
 /*
  * Object name for an inode (prefix + path, plus '/' for a directory when

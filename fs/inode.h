@@ -42,6 +42,7 @@ struct inode {
 	enum inode_kind kind;
 	uint64_t size;
 	int64_t generation;         /* 0: no object (yet) */
+	int components;             /* of a composite object, else 1 */
 	struct timespec mtime;
 	double attr_expires;        /* monotonic seconds; 0: unknown */
 	char *symlink_target;

@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +21,8 @@
 #define DEFAULT_ENDPOINT "https://storage.googleapis.com"
 /* The pre-mount check gives up quickly: a wrong endpoint should fail now. */
 #define CHECK_DEADLINE 5.0
+/* Files streaming at once; each has one chunk in flight. */
+#define UPLOAD_THREADS 8
 
 struct mount_ctx {
 	const struct mount_opts *opts;
@@ -86,19 +89,18 @@ static int prepare_spool(struct mount_ctx *m, char *err, size_t errlen)
 	if (rc == 0 && chmod(path, 0700) < 0)
 		rc = -errno;
 	if (rc == 0) {
-		/* Make sure staged files can be created there at all. */
-		int fd = open(path, O_TMPFILE | O_RDWR, 0600);
-		if (fd < 0 && errno != EOPNOTSUPP && errno != EISDIR)
-			rc = -errno;
-		else if (fd >= 0)
-			close(fd);
+		/* One directory per mount target: a restart finds its own entries. */
+		struct buf key = BUF_INIT;
+		buf_printf(&key, "%s\n%s\n%s", m->endpoint, m->opts->bucket, m->fs.prefix);
+		rc = spool_open(&m->fs.spool, path, key.data);
+		buf_free(&key);
 	}
 	if (rc < 0) {
 		snprintf(err, errlen, "spool directory %s: %s", path, strerror(-rc));
 		free(path);
 		return rc;
 	}
-	m->fs.spool = path;
+	free(path);
 	return 0;
 }
 
@@ -161,6 +163,16 @@ struct mount_ctx *mount_prepare(const struct mount_opts *o, char *err, size_t er
 	gcs_client_set_retry_deadline(m->fs.gcs, o->retry_deadline);
 	if (prepare_spool(m, err, errlen) < 0)
 		goto fail;
+	struct buf tmp = BUF_INIT;
+	buf_printf(&tmp, "%s%s", m->fs.prefix, FS_TMP_DIR "/");
+	m->fs.tmp_prefix = buf_detach(&tmp);
+	m->fs.wenv = (struct writer_env){
+		.gcs = m->fs.gcs,
+		.spool = &m->fs.spool,
+		.uploader = &m->fs.uploader,
+		.chunk_size = o->chunk_size,
+		.tmp_prefix = m->fs.tmp_prefix,
+	};
 	inode_table_init(&m->fs.inodes);
 	clock_gettime(CLOCK_REALTIME, &m->fs.started);
 	return m;
@@ -169,7 +181,7 @@ fail:
 	return NULL;
 }
 
-/* At exit: upload what files still open hold, so nothing written is lost. */
+/* At exit: publish what files still open hold, so nothing written is lost. */
 static int flush_all(struct mount_ctx *m)
 {
 	struct inode_table *t = &m->fs.inodes;
@@ -178,19 +190,38 @@ static int flush_all(struct mount_ctx *m)
 		for (struct inode *i = t->by_ino[b]; i; i = i->next_ino) {
 			if (!i->writer)
 				continue;
-			struct buf name = BUF_INIT;
 			struct gcs_error e = {0};
 			struct gcs_object obj = {0};
-			if (fs_object_name(&m->fs, i, 0, &name) == 0 &&
-			    writer_flush(i->writer, m->fs.gcs, name.data, m->opts->chunk_size, &obj,
-					 &e) < 0) {
+			if (writer_publish(i->writer, &obj, &e) < 0) {
 				log_error("at exit: %s", e.msg);
 				failed = 1;
 			}
 			gcs_object_clear(&obj);
-			buf_free(&name);
 		}
 	return failed;
+}
+
+static void recover_one(void *arg, const char *id, struct spool_state *st, int fd)
+{
+	struct mount_ctx *m = arg;
+	if (!st->closing) {
+		/* Never closed or fsynced: the program had not finished it. */
+		log_warn("%s: %s/%s.data holds what was written before the mount stopped, but the "
+			 "file was never closed; not publishing it", st->object, m->fs.spool.dir, id);
+		close(fd);
+	} else {
+		writer_recover(&m->fs.wenv, id, st, fd);
+	}
+	spool_state_clear(st);
+}
+
+static void *recover_thread(void *arg)
+{
+	struct mount_ctx *m = arg;
+	int n = spool_scan(&m->fs.spool, recover_one, m);
+	if (n < 0)
+		log_error("spool %s: %s", m->fs.spool.dir, strerror(-n));
+	return NULL;
 }
 
 int mount_run(struct mount_ctx *m)
@@ -230,6 +261,11 @@ int mount_run(struct mount_ctx *m)
 		if (fuse_daemonize(0) != 0)
 			goto out_unmount;
 	}
+	/* Threads start after daemonizing: fork keeps only the calling thread. */
+	if (uploader_start(&m->fs.uploader, UPLOAD_THREADS, o->write_buffer) < 0)
+		goto out_unmount;
+	pthread_t recovery;
+	int recovering = pthread_create(&recovery, NULL, recover_thread, m) == 0;
 	struct fuse_loop_config *lc = fuse_loop_cfg_create();
 	fuse_loop_cfg_set_clone_fd(lc, 0);
 	fuse_loop_cfg_set_max_threads(lc, 64);
@@ -237,8 +273,11 @@ int mount_run(struct mount_ctx *m)
 	int rc = fuse_session_loop_mt(se, lc);
 	fuse_loop_cfg_destroy(lc);
 	status = rc == 0 ? 0 : 1;
+	if (recovering)
+		pthread_join(recovery, NULL);
 	if (flush_all(m))
 		status = 3;
+	uploader_stop(&m->fs.uploader);
 out_unmount:
 	fuse_session_unmount(se);
 out_signals:
@@ -257,7 +296,8 @@ void mount_free(struct mount_ctx *m)
 	gcs_client_free(m->fs.gcs);
 	auth_free(m->auth);
 	free(m->fs.prefix);
-	free(m->fs.spool);
+	spool_close(&m->fs.spool);
+	free(m->fs.tmp_prefix);
 	free(m->endpoint);
 	free(m);
 	http_global_cleanup();

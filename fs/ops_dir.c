@@ -109,6 +109,9 @@ static int fetch_page(struct fs *fs, struct dir_handle *d)
 			len--;
 		if (strncmp(page.prefixes[k], d->prefix, plen) || bad_component(p, len))
 			continue;
+		if (d->dir->ino == FUSE_ROOT_ID && len == strlen(FS_TMP_DIR) &&
+		    memcmp(p, FS_TMP_DIR, len) == 0)
+			continue;
 		char *name = xstrndup(p, len);
 		add_entry(d, name, INODE_DIR);
 		free(name);

@@ -29,7 +29,7 @@ static struct handle *handle_of(struct fuse_file_info *fi)
 	return (struct handle *)(uintptr_t)fi->fh;
 }
 
-/* Attach a new handle; for writable ones the writer is counted. Table lock held. */
+/* Attach a new handle; a writable one counts on the inode's writer. Table lock held. */
 static struct handle *handle_new(struct inode *i, int writable)
 {
 	struct handle *h = xcalloc(1, sizeof(*h));
@@ -41,29 +41,20 @@ static struct handle *handle_new(struct inode *i, int writable)
 	return h;
 }
 
-/* Drop one count on the inode's writer; returns it when it must be freed. Table lock held. */
-static struct writer *writer_put_locked(struct inode *i, struct writer *w)
-{
-	if (--w->nopen > 0)
-		return NULL;
-	if (i->writer == w) {
-		i->writer = NULL;
-		/* Attributes now come from the bucket again. */
-		i->attr_expires = 0;
-	}
-	return w;
-}
-
 static void handle_drop(struct fs *fs, struct handle *h)
 {
 	struct writer *dead = NULL;
 	pthread_mutex_lock(&fs->inodes.lock);
 	struct inode *i = h->inode;
-	if (h->writable)
-		dead = writer_put_locked(i, i->writer);
+	if (h->writable && --i->writer->nopen == 0) {
+		dead = i->writer;
+		i->writer = NULL;
+		/* Attributes come from the bucket again. */
+		i->attr_expires = 0;
+	}
 	inode_unref(&fs->inodes, i);
 	pthread_mutex_unlock(&fs->inodes.lock);
-	writer_free(dead);
+	writer_unref(dead);
 	reader_free(h->reader);
 	free(h);
 }
@@ -86,10 +77,10 @@ void fs_op_create(fuse_req_t req, fuse_ino_t parent_ino, const char *name, mode_
 	struct inode *parent = fs_inode(fs, parent_ino);
 	struct buf obj_name = BUF_INIT;
 	int rc = parent ? fs_child_name(fs, parent, name, 0, &obj_name) : -ENOENT;
-	buf_free(&obj_name);
 	struct writer *w = NULL;
-	if (rc == 0)
-		rc = writer_new(fs->spool, 0, 1, &w); /* 0: the object must not exist */
+	if (rc == 0) /* generation 0: the object must not exist when it is published */
+		rc = writer_open(&fs->wenv, obj_name.data, 0, 0, 0, 1, &w);
+	buf_free(&obj_name);
 	if (rc < 0) {
 		fuse_reply_err(req, -rc);
 		return;
@@ -97,20 +88,13 @@ void fs_op_create(fuse_req_t req, fuse_ino_t parent_ino, const char *name, mode_
 	struct fuse_entry_param e;
 	pthread_mutex_lock(&fs->inodes.lock);
 	struct inode *i = inode_child(&fs->inodes, parent, name);
-	if (i && (i->writer || i->kind != INODE_FILE)) {
-		/* Someone holds the name open here, or it is not a file: start afresh. */
-		inode_unhash(&fs->inodes, i);
-	}
+	if (i && (i->writer || i->kind != INODE_FILE))
+		inode_unhash(&fs->inodes, i); /* held open here, or not a file: start afresh */
 	i = inode_child_get(&fs->inodes, parent, name, INODE_FILE);
-	if (i->writer) { /* cannot happen after the unhash above */
-		pthread_mutex_unlock(&fs->inodes.lock);
-		writer_free(w);
-		fuse_reply_err(req, EBUSY);
-		return;
-	}
 	i->writer = w;
 	i->size = 0;
 	i->generation = 0;
+	i->components = 0;
 	clock_gettime(CLOCK_REALTIME, &i->mtime);
 	struct handle *h = handle_new(i, 1);
 	fs_fill_entry(fs, i, &e);
@@ -128,63 +112,45 @@ void fs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	}
 	int writable = (fi->flags & O_ACCMODE) != O_RDONLY;
 	int trunc = writable && (fi->flags & O_TRUNC);
-	pthread_mutex_lock(&fs->inodes.lock);
-	if (i->kind == INODE_DIR) {
-		pthread_mutex_unlock(&fs->inodes.lock);
-		fuse_reply_err(req, EISDIR);
-		return;
-	}
-	if (!writable) {
-		struct handle *h = handle_new(i, 0);
-		if (!i->writer)
-			h->reader = reader_new(i->generation, i->size, fs->opts->read_ahead);
-		/* else: reads see the staged bytes, then a reader once the writer is gone */
-		pthread_mutex_unlock(&fs->inodes.lock);
-		reply_open(req, fs, h, fi, NULL);
-		return;
-	}
-	if (i->writer) {
-		struct handle *h = handle_new(i, 1);
-		struct writer *w = i->writer;
-		pthread_mutex_unlock(&fs->inodes.lock);
-		int rc = trunc ? writer_truncate(w, 0) : 0;
-		if (rc < 0) {
-			handle_drop(fs, h);
-			fuse_reply_err(req, -rc);
-			return;
-		}
-		reply_open(req, fs, h, fi, NULL);
-		return;
-	}
-	/*
-	 * First writer: stage the object's bytes (unless truncating). The
-	 * writer is published before loading, with its lock held, so a second
-	 * opener waits for the load instead of loading again.
-	 */
-	struct writer *w;
-	int rc = writer_new(fs->spool, i->generation, trunc, &w);
+	struct buf name = BUF_INIT;
+	int rc = fs_object_name(fs, i, 0, &name);
 	if (rc < 0) {
-		pthread_mutex_unlock(&fs->inodes.lock);
+		buf_free(&name);
 		fuse_reply_err(req, -rc);
 		return;
 	}
-	pthread_mutex_lock(&w->lock);
-	i->writer = w;
-	struct handle *h = handle_new(i, 1);
-	int64_t gen = i->generation;
-	uint64_t size = i->size;
-	pthread_mutex_unlock(&fs->inodes.lock);
-	if (!trunc && size > 0) {
-		struct buf name = BUF_INIT;
-		struct gcs_error e = {0};
-		rc = fs_object_name(fs, i, 0, &name);
-		if (rc == 0 && writer_load(w, fs->gcs, name.data, gen, size, &e) < 0)
-			rc = fs_gcs_fail("open", &e);
+	pthread_mutex_lock(&fs->inodes.lock);
+	if (i->kind == INODE_DIR) {
+		pthread_mutex_unlock(&fs->inodes.lock);
 		buf_free(&name);
+		fuse_reply_err(req, EISDIR);
+		return;
 	}
-	pthread_mutex_unlock(&w->lock);
+	struct handle *h = NULL;
+	if (!writable) {
+		h = handle_new(i, 0);
+		if (!i->writer)
+			h->reader = reader_new(i->generation, i->size, fs->opts->read_ahead);
+		/* else: reads see the writer's bytes, then a reader once it is gone */
+	} else {
+		if (!i->writer) {
+			/* No download here: appends become a tail composed onto the
+			 * object, and anything else fetches the old bytes when needed. */
+			rc = writer_open(&fs->wenv, name.data, i->generation, i->size, i->components,
+					 trunc, &i->writer);
+			trunc = 0;
+		}
+		if (rc == 0)
+			h = handle_new(i, 1);
+	}
+	struct writer *w = h && h->writable ? i->writer : NULL;
+	pthread_mutex_unlock(&fs->inodes.lock);
+	buf_free(&name);
+	if (rc == 0 && trunc)
+		rc = writer_truncate(w, 0);
 	if (rc < 0) {
-		handle_drop(fs, h);
+		if (h)
+			handle_drop(fs, h);
 		fuse_reply_err(req, -rc);
 		return;
 	}
@@ -203,16 +169,16 @@ void fs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	pthread_mutex_lock(&fs->inodes.lock);
 	struct writer *w = h->inode->writer;
 	if (w)
-		w->nopen++; /* keep it alive while reading, whoever closes meanwhile */
+		writer_ref(w); /* alive while reading, whoever closes meanwhile */
 	else if (!h->reader) /* opened while being written here; that writer is done */
 		h->reader = reader_new(h->inode->generation, h->inode->size, fs->opts->read_ahead);
 	pthread_mutex_unlock(&fs->inodes.lock);
 	if (w) {
-		rc = writer_read(w, data, size, off, &got);
-		pthread_mutex_lock(&fs->inodes.lock);
-		struct writer *dead = writer_put_locked(h->inode, w);
-		pthread_mutex_unlock(&fs->inodes.lock);
-		writer_free(dead);
+		struct gcs_error e = {0};
+		rc = writer_read(w, data, size, off, &got, &e);
+		if (rc < 0)
+			rc = fs_gcs_fail("read", &e);
+		writer_unref(w);
 	} else if (h->reader) {
 		struct buf name = BUF_INIT;
 		struct gcs_error e = {0};
@@ -255,22 +221,17 @@ void fs_op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, o
 
 static int upload(struct fs *fs, struct handle *h)
 {
-	struct buf name = BUF_INIT;
 	struct gcs_error e = {0};
 	struct gcs_object obj = {0};
-	int rc = fs_object_name(fs, h->inode, 0, &name);
-	if (rc == 0) {
-		rc = writer_flush(h->inode->writer, fs->gcs, name.data, fs->opts->chunk_size, &obj, &e);
-		if (rc < 0)
-			rc = fs_gcs_fail("close", &e);
-	}
+	int rc = writer_publish(h->inode->writer, &obj, &e);
+	if (rc < 0)
+		rc = fs_gcs_fail("close", &e);
 	if (rc == 0 && obj.name) {
 		pthread_mutex_lock(&fs->inodes.lock);
 		fs_apply_object(fs, h->inode, &obj);
 		pthread_mutex_unlock(&fs->inodes.lock);
 	}
 	gcs_object_clear(&obj);
-	buf_free(&name);
 	/* close(2) reports EIO for any failed upload but a conflict or ENOSPC. */
 	if (rc < 0 && rc != -ESTALE && rc != -ENOSPC && rc != -EACCES && rc != -ENAMETOOLONG)
 		rc = -EIO;

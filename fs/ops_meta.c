@@ -188,7 +188,7 @@ void fs_op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	reply_attr(req, fs, i);
 }
 
-/* truncate(2) of a file nobody has open here: stage, cut, upload. */
+/* truncate(2) of a file nobody has open here: a short-lived writer does it. */
 static int truncate_closed(struct fs *fs, struct inode *i, uint64_t size)
 {
 	struct buf name = BUF_INIT;
@@ -199,27 +199,19 @@ static int truncate_closed(struct fs *fs, struct inode *i, uint64_t size)
 	if (rc == 0)
 		rc = fs_object_name(fs, i, 0, &name);
 	if (rc == 0)
-		rc = writer_new(fs->spool, i->generation, 1, &w);
-	if (rc == 0 && size > 0) {
-		uint64_t keep = size < i->size ? size : i->size;
-		rc = writer_load(w, fs->gcs, name.data, i->generation, keep, &e);
-		if (rc < 0)
-			rc = fs_gcs_fail("truncate", &e);
-	}
-	if (rc == 0)
+		rc = writer_open(&fs->wenv, name.data, i->generation, i->size, i->components,
+				 size == 0, &w);
+	if (rc == 0 && size > 0)
 		rc = writer_truncate(w, size);
-	if (rc == 0) {
-		rc = writer_flush(w, fs->gcs, name.data, fs->opts->chunk_size, &obj, &e);
-		if (rc < 0)
-			rc = fs_gcs_fail("truncate", &e);
-	}
+	if (rc == 0 && (rc = writer_publish(w, &obj, &e)) < 0)
+		rc = fs_gcs_fail("truncate", &e);
 	if (rc == 0 && obj.name) {
 		pthread_mutex_lock(&fs->inodes.lock);
 		fs_apply_object(fs, i, &obj);
 		pthread_mutex_unlock(&fs->inodes.lock);
 	}
 	gcs_object_clear(&obj);
-	writer_free(w);
+	writer_unref(w);
 	buf_free(&name);
 	return rc;
 }

@@ -41,7 +41,7 @@ void fs_op_unlink(fuse_req_t req, fuse_ino_t parent_ino, const char *name)
 	int pending = 0;
 	if (child && child->writer) {
 		/* Open here: its handles keep writing into nothing that will be uploaded. */
-		__atomic_store_n(&child->writer->unlinked, 1, __ATOMIC_RELAXED);
+		writer_unlink(child->writer);
 		pending = child->generation == 0;
 	}
 	pthread_mutex_unlock(&fs->inodes.lock);
@@ -86,33 +86,89 @@ static int probe_kind(struct fs *fs, const char *file, const char *dir, int64_t 
 }
 
 /* Upload what a file open here holds, so the object is what the program wrote. */
-static int flush_pending(struct fs *fs, struct inode *i, const char *object, int64_t *gen)
+static int flush_pending(struct fs *fs, struct inode *i, int64_t *gen)
 {
 	pthread_mutex_lock(&fs->inodes.lock);
 	struct writer *w = i->writer;
 	if (w)
-		w->nopen++;
+		writer_ref(w);
 	pthread_mutex_unlock(&fs->inodes.lock);
 	if (!w)
 		return 0;
 	struct gcs_error e = {0};
 	struct gcs_object obj = {0};
-	int rc = writer_flush(w, fs->gcs, object, fs->opts->chunk_size, &obj, &e);
+	int rc = writer_publish(w, &obj, &e);
 	if (rc < 0)
 		rc = fs_gcs_fail("rename", &e);
 	pthread_mutex_lock(&fs->inodes.lock);
-	if (rc == 0 && obj.name) {
+	if (rc == 0 && obj.name)
 		fs_apply_object(fs, i, &obj);
-		*gen = obj.generation;
-	}
-	int last = --w->nopen == 0;
-	if (last && i->writer == w)
-		i->writer = NULL;
+	if (rc == 0)
+		*gen = i->generation;
 	pthread_mutex_unlock(&fs->inodes.lock);
-	if (last)
-		writer_free(w);
+	writer_unref(w);
 	gcs_object_clear(&obj);
 	return rc;
+}
+
+/* Inodes open for writing under directory dir, each with a reference (table lock held). */
+static struct inode **writers_under(struct fs *fs, struct inode *dir, size_t *n)
+{
+	struct inode_table *t = &fs->inodes;
+	struct inode **out = NULL;
+	size_t cap = 0;
+	*n = 0;
+	for (size_t b = 0; b < t->nbuckets; b++)
+		for (struct inode *i = t->by_ino[b]; i; i = i->next_ino) {
+			if (!i->writer)
+				continue;
+			struct inode *p = i->parent;
+			while (p && p != dir)
+				p = p->parent;
+			if (!p)
+				continue;
+			if (*n == cap) {
+				cap = cap ? cap * 2 : 8;
+				out = xrealloc(out, cap * sizeof(*out));
+			}
+			inode_ref(i);
+			out[(*n)++] = i;
+		}
+	return out;
+}
+
+/* After a directory moved: its open files now publish under their new names. */
+static void writers_follow(struct fs *fs, struct inode **list, size_t n)
+{
+	for (size_t k = 0; k < n; k++) {
+		struct inode *i = list[k];
+		struct buf name = BUF_INIT;
+		struct gcs_object obj = {0};
+		struct gcs_error e = {0};
+		pthread_mutex_lock(&fs->inodes.lock);
+		struct writer *w = i->writer;
+		if (w)
+			writer_ref(w);
+		pthread_mutex_unlock(&fs->inodes.lock);
+		if (w && fs_object_name(fs, i, 0, &name) == 0) {
+			int64_t gen = 0;
+			if (gcs_object_stat(fs->gcs, name.data, &obj, &e) == 0)
+				gen = obj.generation;
+			writer_renamed(w, name.data, gen);
+		}
+		writer_unref(w);
+		gcs_object_clear(&obj);
+		buf_free(&name);
+	}
+}
+
+static void writers_release(struct fs *fs, struct inode **list, size_t n)
+{
+	pthread_mutex_lock(&fs->inodes.lock);
+	for (size_t k = 0; k < n; k++)
+		inode_unref(&fs->inodes, list[k]);
+	pthread_mutex_unlock(&fs->inodes.lock);
+	free(list);
 }
 
 static int rename_file(struct fs *fs, const char *src, int64_t src_gen, const char *dst,
@@ -229,7 +285,7 @@ void fs_op_rename(fuse_req_t req, fuse_ino_t parent_ino, const char *name, fuse_
 		}
 		pthread_mutex_unlock(&fs->inodes.lock);
 		if (src && src_kind != INODE_DIR + 1)
-			rc = flush_pending(fs, src, sf.data, &src_gen);
+			rc = flush_pending(fs, src, &src_gen);
 		if (rc == 0 && (!src || src_gen == 0))
 			rc = src_kind = probe_kind(fs, sf.data, sd.data, &src_gen);
 		if (rc >= 0)
@@ -252,6 +308,18 @@ void fs_op_rename(fuse_req_t req, fuse_ino_t parent_ino, const char *name, fuse_
 			}
 		}
 	}
+	struct inode **open_below = NULL;
+	size_t nopen_below = 0;
+	if (rc == 0 && src_kind == INODE_DIR + 1 && src) {
+		/* Files open under the directory: publish them so they move too. */
+		pthread_mutex_lock(&fs->inodes.lock);
+		open_below = writers_under(fs, src, &nopen_below);
+		pthread_mutex_unlock(&fs->inodes.lock);
+		for (size_t k = 0; k < nopen_below && rc == 0; k++) {
+			int64_t g;
+			rc = flush_pending(fs, open_below[k], &g);
+		}
+	}
 	if (rc == 0) {
 		if (src_kind == INODE_DIR + 1)
 			rc = rename_dir(fs, sd.data, dd.data);
@@ -267,7 +335,7 @@ void fs_op_rename(fuse_req_t req, fuse_ino_t parent_ino, const char *name, fuse_
 			if (obj.name) {
 				fs_apply_object(fs, src, &obj);
 				if (src->writer)
-					src->writer->base_generation = obj.generation;
+					writer_renamed(src->writer, df.data, obj.generation);
 			}
 		} else {
 			struct inode *old = inode_child(&fs->inodes, newparent, newname);
@@ -278,6 +346,10 @@ void fs_op_rename(fuse_req_t req, fuse_ino_t parent_ino, const char *name, fuse_
 	if (src)
 		inode_unref(&fs->inodes, src);
 	pthread_mutex_unlock(&fs->inodes.lock);
+	if (rc == 0)
+		writers_follow(fs, open_below, nopen_below);
+	if (open_below)
+		writers_release(fs, open_below, nopen_below);
 	gcs_object_clear(&obj);
 	buf_free(&sf);
 	buf_free(&sd);

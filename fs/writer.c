@@ -1,5 +1,6 @@
 /*
- * writer: staged file data and its upload. See writer.h.
+ * writer: state and local I/O of a file open for writing. Publishing and
+ * streaming are in publish.c. See writer.h.
  */
 #include "fs/writer.h"
 
@@ -12,148 +13,311 @@
 #include <unistd.h>
 
 #include "common/buf.h"
-#include "common/crc32c.h"
 #include "common/log.h"
+#include "fs/uploader.h"
+#include "fs/writer_internal.h"
 
-/* Objects up to this size go up in one multipart request. */
-#define SINGLE_REQUEST_MAX (4u << 20)
 #define IO_BLOCK (1u << 20)
-
-static int spool_file(const char *spool)
-{
-	int fd = open(spool, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-	if (fd >= 0 || (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL))
-		return fd >= 0 ? fd : -errno;
-	char path[4096];
-	snprintf(path, sizeof(path), "%s/stage.XXXXXX", spool);
-	fd = mkostemp(path, O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	unlink(path);
-	return fd;
-}
-
-int writer_new(const char *spool, int64_t base_generation, int dirty, struct writer **out)
-{
-	int fd = spool_file(spool);
-	if (fd < 0) {
-		log_error("spool %s: cannot create a staging file: %s", spool, strerror(-fd));
-		return fd;
-	}
-	struct writer *w = xcalloc(1, sizeof(*w));
-	pthread_mutex_init(&w->lock, NULL);
-	w->fd = fd;
-	w->base_generation = base_generation;
-	w->dirty = dirty;
-	*out = w;
-	return 0;
-}
-
-void writer_free(struct writer *w)
-{
-	if (!w)
-		return;
-	close(w->fd);
-	pthread_mutex_destroy(&w->lock);
-	free(w);
-}
 
 uint64_t writer_size(struct writer *w)
 {
 	return __atomic_load_n(&w->size, __ATOMIC_RELAXED);
 }
 
-static void set_size(struct writer *w, uint64_t size)
+void writer_set_size(struct writer *w, uint64_t size)
 {
 	__atomic_store_n(&w->size, size, __ATOMIC_RELAXED);
 }
 
-int writer_load(struct writer *w, struct gcs_client *gcs, const char *object,
-		int64_t generation, uint64_t size, struct gcs_error *e)
+void writer_pending_add(struct writer *w, uint64_t n)
 {
-	char *block = xmalloc(IO_BLOCK);
-	int rc = 0;
-	uint64_t off = 0;
-	while (off < size) {
-		size_t want = size - off < IO_BLOCK ? (size_t)(size - off) : IO_BLOCK;
-		size_t got = 0;
-		rc = gcs_object_read(gcs, object, generation, off, block, want, &got, e);
-		if (rc < 0)
-			break;
-		if (got == 0)
-			break; /* the object is shorter than its stat said */
-		ssize_t n = pwrite(w->fd, block, got, (off_t)off);
-		if (n != (ssize_t)got) {
-			rc = n < 0 ? -errno : -ENOSPC;
-			snprintf(e->msg, sizeof(e->msg), "staging %s: %s", object, strerror(-rc));
-			e->err = rc;
-			break;
-		}
-		off += got;
-	}
-	free(block);
-	if (rc == 0)
-		set_size(w, off);
-	return rc;
+	w->pending += n;
+	uploader_add_pending(w->env->uploader, n);
 }
 
-int writer_write(struct writer *w, const void *buf, size_t len, off_t off)
+void writer_pending_sub(struct writer *w, uint64_t n)
 {
-	pthread_mutex_lock(&w->lock);
-	size_t done = 0;
-	int rc = 0;
-	while (done < len) {
-		ssize_t n = pwrite(w->fd, (const char *)buf + done, len - done, off + (off_t)done);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			rc = -errno;
-			break;
-		}
-		done += (size_t)n;
+	if (n > w->pending)
+		n = w->pending;
+	w->pending -= n;
+	if (n)
+		uploader_sub_pending(w->env->uploader, n);
+}
+
+void writer_save(struct writer *w)
+{
+	struct spool_state st = {
+		.object = w->object,
+		.base_gen = w->base_gen,
+		.base_size = w->base_size,
+		.staged = w->mode == WRITER_STAGED,
+		.session = w->session,
+		.session_object = w->session_object,
+		.sent = w->sent,
+		.closing = w->closing,
+		.symlink = w->symlink,
+		.mtime_sec = w->mtime_set ? w->mtime.tv_sec : 0,
+		.mtime_nsec = w->mtime_set ? w->mtime.tv_nsec : 0,
+	};
+	spool_save(w->env->spool, w->id, &st);
+}
+
+static struct writer *writer_alloc(const struct writer_env *env, const char *object)
+{
+	struct writer *w = xcalloc(1, sizeof(*w));
+	pthread_mutex_init(&w->lock, NULL);
+	pthread_cond_init(&w->idle, NULL);
+	w->env = env;
+	w->refs = 1;
+	w->fd = -1;
+	w->object = xstrdup(object);
+	return w;
+}
+
+static void writer_destroy(struct writer *w)
+{
+	if (w->fd >= 0)
+		close(w->fd);
+	pthread_mutex_destroy(&w->lock);
+	pthread_cond_destroy(&w->idle);
+	free(w->object);
+	free(w->session);
+	free(w->session_object);
+	free(w);
+}
+
+int writer_open(const struct writer_env *env, const char *object, int64_t base_gen,
+		uint64_t base_size, int base_components, int truncate, struct writer **out)
+{
+	struct writer *w = writer_alloc(env, object);
+	int rc = spool_create(env->spool, w->id, sizeof(w->id), &w->fd);
+	if (rc < 0) {
+		log_error("spool %s: cannot create an entry: %s", env->spool->dir, strerror(-rc));
+		writer_destroy(w);
+		return rc;
 	}
-	if (rc == 0) {
+	w->mode = WRITER_TAIL;
+	w->base_gen = base_gen;
+	if (truncate) {
+		/* The object is replaced: the tail is the whole file. */
+		w->base_size = 0;
 		w->dirty = 1;
-		if ((uint64_t)off + len > w->size)
-			set_size(w, (uint64_t)off + len);
 	} else {
-		/* A full spool disk is the writer's ENOSPC, not a silent truncation. */
-		log_error("staging write of %zu bytes at %lld: %s", len, (long long)off,
-			  strerror(-rc));
-		if (done && (uint64_t)off + done > w->size) {
-			/* Drop the partial write so the file never holds what write() refused. */
-			if (ftruncate(w->fd, (off_t)w->size) < 0)
-				log_error("staging: cannot undo a partial write: %s", strerror(errno));
-		}
+		w->base_size = base_size;
+		w->base_components = base_components;
+		w->local_from = base_size;
+		writer_set_size(w, base_size);
 	}
-	pthread_mutex_unlock(&w->lock);
-	return rc;
+	writer_save(w);
+	*out = w;
+	return 0;
 }
 
-int writer_read(struct writer *w, void *buf, size_t len, off_t off, size_t *got)
+void writer_ref(struct writer *w)
 {
-	*got = 0;
-	while (*got < len) {
-		ssize_t n = pread(w->fd, (char *)buf + *got, len - *got, off + (off_t)*got);
+	__atomic_add_fetch(&w->refs, 1, __ATOMIC_RELAXED);
+}
+
+void writer_unref(struct writer *w)
+{
+	if (!w || __atomic_sub_fetch(&w->refs, 1, __ATOMIC_ACQ_REL) > 0)
+		return;
+	writer_pending_sub(w, w->pending);
+	if (w->session && (w->unlinked || w->failed || !w->dirty))
+		gcs_upload_cancel(w->env->gcs, w->session);
+	if (w->dirty && !w->unlinked && !w->failed)
+		log_error("%s: not uploaded; its data stays in the spool (%s/%s.data) and the next "
+			  "mount retries it", w->object, w->env->spool->dir, w->id);
+	else
+		spool_remove(w->env->spool, w->id);
+	writer_destroy(w);
+}
+
+uint64_t writer_unsent(struct writer *w)
+{
+	uint64_t size = writer_size(w);
+	uint64_t done = w->base_size + w->sent;
+	return size > done ? size - done : 0;
+}
+
+static int pwrite_all(int fd, const void *buf, size_t len, off_t off)
+{
+	size_t done = 0;
+	while (done < len) {
+		ssize_t n = pwrite(fd, (const char *)buf + done, len - done, off + (off_t)done);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
 			return -errno;
 		}
-		if (n == 0)
-			break;
-		*got += (size_t)n;
+		done += (size_t)n;
 	}
 	return 0;
 }
 
+/* Bring the bytes below local_from into the spool (lock held). */
+static int fetch_old_bytes(struct writer *w, struct gcs_error *e)
+{
+	if (w->local_from == 0)
+		return 0;
+	char *block = xmalloc(IO_BLOCK);
+	int rc = 0;
+	for (uint64_t off = 0; off < w->local_from && rc == 0;) {
+		size_t want = w->local_from - off < IO_BLOCK ? (size_t)(w->local_from - off) : IO_BLOCK;
+		size_t got = 0;
+		rc = gcs_object_read(w->env->gcs, w->object, w->base_gen, off, block, want, &got, e);
+		if (rc == -ENOENT) {
+			/* The generation we opened is gone: replaced or deleted meanwhile. */
+			gcs_error_set_local(e, -ESTALE, "%s: the object changed in the bucket since it "
+					    "was opened here (generation precondition failed); not "
+					    "overwriting it", w->object);
+			rc = -ESTALE;
+		}
+		if (rc == 0 && got != want) {
+			gcs_error_set_local(e, -EIO, "%s: the object is shorter than when it was opened",
+					    w->object);
+			rc = -EIO;
+		}
+		if (rc == 0 && (rc = pwrite_all(w->fd, block, got, (off_t)off)) < 0)
+			gcs_error_set_local(e, rc, "staging %s: %s", w->object, strerror(-rc));
+		off += got;
+	}
+	free(block);
+	if (rc == 0)
+		w->local_from = 0;
+	return rc;
+}
+
+/* Give up streaming: the whole file will be uploaded at publish (lock held). */
+int writer_go_staged(struct writer *w, struct gcs_error *e)
+{
+	if (w->mode == WRITER_STAGED)
+		return 0;
+	while (w->busy)
+		pthread_cond_wait(&w->idle, &w->lock);
+	int rc = fetch_old_bytes(w, e);
+	if (rc < 0)
+		return rc;
+	writer_pending_sub(w, w->pending);
+	if (w->session) {
+		gcs_upload_cancel(w->env->gcs, w->session);
+		free(w->session);
+		free(w->session_object);
+		w->session = w->session_object = NULL;
+	}
+	w->sent = 0;
+	w->sent_crc = 0;
+	w->mode = WRITER_STAGED;
+	writer_save(w);
+	return 0;
+}
+
+int writer_write(struct writer *w, const void *buf, size_t len, off_t off)
+{
+	struct gcs_error e = {0};
+	int rc = 0, stream = 0;
+	pthread_mutex_lock(&w->lock);
+	uint64_t size = writer_size(w);
+	if (w->mode == WRITER_TAIL && (uint64_t)off != size) {
+		rc = writer_go_staged(w, &e);
+		if (rc < 0)
+			log_error("write %s: %s", w->object, e.msg);
+	} else if (w->mode == WRITER_STAGED && w->session) {
+		/* A whole upload that failed half-way: its session holds old bytes. */
+		gcs_upload_cancel(w->env->gcs, w->session);
+		free(w->session);
+		free(w->session_object);
+		w->session = w->session_object = NULL;
+		w->sent = 0;
+		w->sent_crc = 0;
+	}
+	if (rc == 0)
+		rc = pwrite_all(w->fd, buf, len, off);
+	if (rc == 0) {
+		w->dirty = 1;
+		if ((uint64_t)off + len > size)
+			writer_set_size(w, (uint64_t)off + len);
+		stream = w->mode == WRITER_TAIL;
+		if (stream)
+			writer_pending_add(w, len);
+	} else if (rc != -EIO && rc != -ESTALE) {
+		/* A full spool disk is the writer's ENOSPC, not a silent truncation:
+		 * the file lacks what the program wrote, so it is never published. */
+		log_error("write %s: %zu bytes at %lld: %s; the file will not be uploaded",
+			  w->object, len, (long long)off, strerror(-rc));
+		w->failed = rc;
+		if (ftruncate(w->fd, (off_t)size) < 0)
+			log_error("write %s: cannot undo a partial write: %s", w->object,
+				  strerror(errno));
+	}
+	int kick = stream && !w->busy && writer_unsent(w) >= w->env->chunk_size;
+	pthread_mutex_unlock(&w->lock);
+	if (stream) {
+		if (kick)
+			uploader_kick(w->env->uploader, w);
+		uploader_throttle(w->env->uploader, w);
+	}
+	return rc;
+}
+
+int writer_read(struct writer *w, void *buf, size_t len, off_t off, size_t *got,
+		struct gcs_error *e)
+{
+	*got = 0;
+	pthread_mutex_lock(&w->lock);
+	uint64_t size = writer_size(w);
+	int rc = 0;
+	if ((uint64_t)off >= size || len == 0)
+		goto out;
+	if (len > size - (uint64_t)off)
+		len = (size_t)(size - (uint64_t)off);
+	if ((uint64_t)off < w->local_from) {
+		/* Bytes the object holds and the spool does not: from the bucket. */
+		size_t n = w->local_from - (uint64_t)off < len ? (size_t)(w->local_from - (uint64_t)off) : len;
+		rc = gcs_object_read(w->env->gcs, w->object, w->base_gen, (uint64_t)off, buf, n, got, e);
+		if (rc < 0 || *got < n)
+			goto out;
+	}
+	while (*got < len) {
+		ssize_t n = pread(w->fd, (char *)buf + *got, len - *got, off + (off_t)*got);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			rc = -errno;
+			gcs_error_set_local(e, rc, "reading the spool of %s: %s", w->object, strerror(errno));
+			break;
+		}
+		if (n == 0) {
+			/* A hole at the end of a sparse spool file reads as zeros. */
+			memset((char *)buf + *got, 0, len - *got);
+			*got = len;
+			break;
+		}
+		*got += (size_t)n;
+	}
+out:
+	pthread_mutex_unlock(&w->lock);
+	return rc;
+}
+
 int writer_truncate(struct writer *w, uint64_t size)
 {
+	struct gcs_error e = {0};
 	pthread_mutex_lock(&w->lock);
-	int rc = ftruncate(w->fd, (off_t)size) < 0 ? -errno : 0;
-	if (rc == 0) {
-		set_size(w, size);
-		w->dirty = 1;
+	int rc = 0;
+	if (size != writer_size(w)) {
+		rc = writer_go_staged(w, &e);
+		if (rc < 0)
+			log_error("truncate %s: %s", w->object, e.msg);
+		else if (ftruncate(w->fd, (off_t)size) < 0)
+			rc = -errno;
+		if (rc == 0) {
+			writer_set_size(w, size);
+			w->dirty = 1;
+			writer_save(w);
+		}
+	} else if (size == 0 && w->base_gen == 0) {
+		w->dirty = 1; /* O_TRUNC of a file being created: it still has to exist */
 	}
 	pthread_mutex_unlock(&w->lock);
 	return rc;
@@ -165,122 +329,31 @@ void writer_set_mtime(struct writer *w, const struct timespec *t)
 	w->mtime = *t;
 	w->mtime_set = 1;
 	w->dirty = 1;
+	writer_save(w);
 	pthread_mutex_unlock(&w->lock);
 }
 
-static int staged_crc(int fd, uint64_t size, uint32_t *crc)
+void writer_renamed(struct writer *w, const char *object, int64_t gen)
 {
-	char *block = xmalloc(IO_BLOCK);
-	uint32_t c = 0;
-	int rc = 0;
-	for (uint64_t off = 0; off < size;) {
-		size_t want = size - off < IO_BLOCK ? (size_t)(size - off) : IO_BLOCK;
-		ssize_t n = pread(fd, block, want, (off_t)off);
-		if (n <= 0) {
-			rc = n < 0 ? -errno : -EIO;
-			break;
-		}
-		c = crc32c_update(c, block, (size_t)n);
-		off += (uint64_t)n;
-	}
-	free(block);
-	*crc = c;
-	return rc;
-}
-
-static int upload_small(struct writer *w, struct gcs_client *gcs, const char *object,
-			const struct gcs_write_opts *opts, struct gcs_object *out,
-			struct gcs_error *e)
-{
-	char *data = xmalloc(w->size ? w->size : 1);
-	size_t got = 0;
-	int rc = writer_read(w, data, w->size, 0, &got);
-	if (rc == 0 && got != w->size)
-		rc = -EIO;
-	if (rc < 0)
-		snprintf(e->msg, sizeof(e->msg), "upload %s: reading the staged file: %s", object,
-			 strerror(-rc));
-	else
-		rc = gcs_object_insert(gcs, object, data, got, opts, out, e);
-	free(data);
-	return rc;
-}
-
-static int upload_resumable(struct writer *w, struct gcs_client *gcs, const char *object,
-			    const struct gcs_write_opts *opts, uint64_t chunk,
-			    struct gcs_object *out, struct gcs_error *e)
-{
-	uint32_t crc;
-	int rc = staged_crc(w->fd, w->size, &crc);
-	if (rc < 0) {
-		snprintf(e->msg, sizeof(e->msg), "upload %s: reading the staged file: %s", object,
-			 strerror(-rc));
-		return rc;
-	}
-	char *session = NULL;
-	rc = gcs_upload_start(gcs, object, opts, &session, e);
-	if (rc < 0)
-		return rc;
-	uint64_t off = 0;
-	int done = 0;
-	while (rc == 0 && !done) {
-		uint64_t len = w->size - off < chunk ? w->size - off : chunk;
-		int last = off + len == w->size;
-		uint64_t persisted = 0;
-		rc = gcs_upload_chunk(gcs, session, off, NULL, w->fd, (off_t)off, (size_t)len,
-				      last ? (int64_t)w->size : -1, crc, &persisted, &done, out, e);
-		if (rc == 0 && !done) {
-			if (last) {
-				snprintf(e->msg, sizeof(e->msg),
-					 "upload %s: the server did not complete the object", object);
-				rc = -EIO;
-			}
-			off = persisted;
-		}
-	}
-	if (rc < 0)
-		gcs_upload_cancel(gcs, session);
-	free(session);
-	return rc;
-}
-
-int writer_flush(struct writer *w, struct gcs_client *gcs, const char *object,
-		 uint64_t chunk_size, struct gcs_object *out, struct gcs_error *e)
-{
-	memset(out, 0, sizeof(*out));
 	pthread_mutex_lock(&w->lock);
-	if (!w->dirty || w->unlinked) {
-		pthread_mutex_unlock(&w->lock);
-		return 0;
-	}
-	struct timespec mtime = w->mtime;
-	if (!w->mtime_set)
-		clock_gettime(CLOCK_REALTIME, &mtime);
-	struct gcs_write_opts opts = {
-		.content_type = NULL,
-		.if_generation_match = w->base_generation,
-		.mtime = &mtime,
-		.symlink = w->symlink,
-	};
-	int rc;
-	if (w->size <= SINGLE_REQUEST_MAX)
-		rc = upload_small(w, gcs, object, &opts, out, e);
-	else
-		rc = upload_resumable(w, gcs, object, &opts, chunk_size, out, e);
-	if (rc == 0) {
-		w->dirty = 0;
-		w->base_generation = out->generation;
-		if (out->size != w->size) {
-			snprintf(e->msg, sizeof(e->msg), "upload %s: server holds %" PRIu64
-				 " bytes, %" PRIu64 " were written", object, out->size, w->size);
-			e->err = rc = -EIO;
-		}
-	} else if (rc == -ESTALE) {
-		snprintf(e->msg, sizeof(e->msg),
-			 "upload %s: the object changed in the bucket since it was opened here "
-			 "(generation precondition failed); not overwriting it", object);
-		e->err = rc;
-	}
+	free(w->object);
+	w->object = xstrdup(object);
+	w->base_gen = gen;
+	writer_save(w);
 	pthread_mutex_unlock(&w->lock);
-	return rc;
+}
+
+void writer_unlink(struct writer *w)
+{
+	pthread_mutex_lock(&w->lock);
+	w->unlinked = 1;
+	pthread_mutex_unlock(&w->lock);
+}
+
+int writer_is_dirty(struct writer *w)
+{
+	pthread_mutex_lock(&w->lock);
+	int d = w->dirty && !w->unlinked;
+	pthread_mutex_unlock(&w->lock);
+	return d;
 }

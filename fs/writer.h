@@ -1,16 +1,28 @@
 /*
- * writer: the data of a file open for writing in this mount.
+ * writer: the data of a file open for writing in this mount, and how it
+ * reaches the bucket.
  *
- * The bytes are staged in an unlinked file in the spool directory and
- * uploaded whole on flush/fsync: a multipart upload when small, a resumable
- * session in chunk_size pieces read straight from the staged file when not.
- * Each upload carries the CRC32C of the whole object and a generation
- * precondition (0 for a new object, the generation it replaces otherwise),
- * so a concurrent change elsewhere is a conflict (ESTALE), never a clobber.
+ * Every byte written goes to the file's spool entry (see spool.h). Two
+ * modes:
+ *  - tail: the program writes at the end. The bytes past base_size (what
+ *    the object already holds) are the tail; once a chunk of it is there it
+ *    streams into a resumable session in the background (uploader.h). When
+ *    base_size is 0 the session writes the object itself; otherwise it
+ *    writes a temporary object that publish composes onto the object, so
+ *    an append never re-uploads what the bucket has.
+ *  - staged: anything else (a seek back, an overwrite, a truncate). The
+ *    spool holds the whole file (the old bytes are fetched once) and
+ *    publish uploads it whole.
+ * Publishing (close, fsync) carries the CRC32C of what it uploads and a
+ * generation precondition: 0 for a new object, the generation it replaces
+ * otherwise. A conflict is ESTALE, never a clobber. After a publish the
+ * file stays open and writable: base_size moves to the end, and later
+ * appends become a new tail.
  *
- * One writer per inode, shared by every handle open for writing on it.
- * w->lock guards all fields; it is taken after the inode table lock, never
- * before it.
+ * Lifetime: reference counted (writer_ref/writer_unref); open handles,
+ * the uploader and readers in progress hold references. w->lock guards all
+ * fields but size and next_queued; it is taken after the inode table lock
+ * and never while holding the uploader's lock.
  */
 #ifndef GCSMOUNT_WRITER_H
 #define GCSMOUNT_WRITER_H
@@ -20,40 +32,87 @@
 #include <sys/types.h>
 #include <time.h>
 
+#include "fs/spool.h"
 #include "gcs/gcs.h"
+
+struct uploader;
+
+/* What every writer of a mount shares. */
+struct writer_env {
+	struct gcs_client *gcs;
+	struct spool *spool;
+	struct uploader *uploader;
+	uint64_t chunk_size;
+	const char *tmp_prefix;      /* temporary objects: PREFIX/.gcsmount-tmp/ */
+};
+
+enum writer_mode { WRITER_TAIL, WRITER_STAGED };
 
 struct writer {
 	pthread_mutex_t lock;
-	int fd;                    /* staged bytes */
-	uint64_t size;             /* also read without the lock (atomic loads) */
-	int dirty;                 /* bytes or mtime not yet uploaded */
-	int64_t base_generation;   /* what the next upload replaces; 0: nothing */
-	struct timespec mtime;     /* set by setattr; else the time of the upload */
+	pthread_cond_t idle;         /* busy went to 0 */
+	const struct writer_env *env;
+	unsigned refs;               /* atomic */
+	int nopen;                   /* write handles; guarded by the inode table lock */
+	char id[96];                 /* spool entry */
+	int fd;                      /* spool data */
+	uint64_t size;               /* atomic loads outside the lock */
+	enum writer_mode mode;
+	int dirty;                   /* something not published */
+	char *object;
+	int64_t base_gen;            /* the object as published; 0: none */
+	uint64_t base_size;
+	int base_components;
+	uint64_t local_from;         /* the spool holds [local_from, size) */
+	char *session;               /* tail session, or NULL */
+	char *session_object;
+	uint64_t sent;               /* tail bytes confirmed by the server */
+	uint32_t sent_crc;           /* their CRC32C */
+	int busy;                    /* the uploader is sending a chunk */
+	uint64_t pending;            /* this writer's share of the uploader's budget */
+	int pressure;                /* the budget is spent: send what can be sent */
+	int closing;                 /* a publish has begun (journal) */
+	struct timespec mtime;
 	int mtime_set;
-	int unlinked;              /* name removed: never upload */
+	int unlinked;
+	int failed;                  /* a write failed (ENOSPC...): never publish this file */
 	int symlink;
-	int nopen;                 /* holders (write handles, reads in progress); guarded by the inode table lock */
+	struct writer *next_queued;  /* uploader queue; guarded by the uploader lock */
+	int queued;                  /* same */
 };
 
-/* A new empty writer (dirty when the object must be (re)written even if nothing is). */
-int writer_new(const char *spool, int64_t base_generation, int dirty, struct writer **out);
-void writer_free(struct writer *w);
-
-/* Fill the staging file from the object (pinned to generation), up to limit bytes. */
-int writer_load(struct writer *w, struct gcs_client *gcs, const char *object,
-		int64_t generation, uint64_t size, struct gcs_error *e);
+/*
+ * A writer for object. base_gen, base_size, base_components: the object as
+ * it is now (0, 0, 0: none). truncate: the file starts empty.
+ */
+int writer_open(const struct writer_env *env, const char *object, int64_t base_gen,
+		uint64_t base_size, int base_components, int truncate, struct writer **out);
+void writer_ref(struct writer *w);
+/* Drops a reference; the last one frees the writer and, when everything
+ * was published (or the file unlinked), its spool entry. */
+void writer_unref(struct writer *w);
 
 int writer_write(struct writer *w, const void *buf, size_t len, off_t off);
-int writer_read(struct writer *w, void *buf, size_t len, off_t off, size_t *got);
+/* Read what the program wrote; bytes the spool does not hold come from the
+ * published object. */
+int writer_read(struct writer *w, void *buf, size_t len, off_t off, size_t *got,
+		struct gcs_error *e);
 int writer_truncate(struct writer *w, uint64_t size);
 void writer_set_mtime(struct writer *w, const struct timespec *t);
 uint64_t writer_size(struct writer *w);
+/* The name changed (after a rename published it as gen). */
+void writer_renamed(struct writer *w, const char *object, int64_t gen);
+void writer_unlink(struct writer *w);
+int writer_is_dirty(struct writer *w);
 
-/*
- * Upload if dirty. chunk_size is the resumable chunk. On success out holds
- * the new object (out->name NULL when nothing was uploaded).
- */
-int writer_flush(struct writer *w, struct gcs_client *gcs, const char *object,
-		 uint64_t chunk_size, struct gcs_object *out, struct gcs_error *e);
+/* Make the object hold every byte written so far. out->name is NULL when
+ * there was nothing to do. */
+int writer_publish(struct writer *w, struct gcs_object *out, struct gcs_error *e);
+
+/* Uploader side: send the tail's full chunks (or smaller under pressure). */
+void writer_stream(struct writer *w);
+
+/* Finish an entry an earlier run left in the spool (see recover.c). */
+int writer_recover(const struct writer_env *env, const char *id, struct spool_state *st, int fd);
 
 #endif

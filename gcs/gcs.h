@@ -111,9 +111,15 @@ int gcs_object_rewrite(struct gcs_client *c, const char *src, int64_t src_genera
 		       const char *dst, int64_t if_generation_match, struct gcs_object *out,
 		       struct gcs_error *e);
 
-/* Compose srcs[0..n) (n <= 32) into dst. */
-int gcs_object_compose(struct gcs_client *c, const char *dst, const char *const *srcs, int n,
-		       const struct gcs_write_opts *opts, struct gcs_object *out,
+/* A compose source, pinned to a generation (GCS_ANY_GENERATION: the live one). */
+struct gcs_compose_src {
+	const char *name;
+	int64_t generation;
+};
+
+/* Compose srcs[0..n) (n <= 32) into dst, guarded by opts->if_generation_match. */
+int gcs_object_compose(struct gcs_client *c, const char *dst, const struct gcs_compose_src *srcs,
+		       int n, const struct gcs_write_opts *opts, struct gcs_object *out,
 		       struct gcs_error *e);
 
 /* Record mtime in the object's metadata (objects.patch). */

@@ -311,8 +311,8 @@ int gcs_object_rewrite(struct gcs_client *c, const char *src, int64_t src_genera
 	return rc;
 }
 
-int gcs_object_compose(struct gcs_client *c, const char *dst, const char *const *srcs, int n,
-		       const struct gcs_write_opts *opts, struct gcs_object *out,
+int gcs_object_compose(struct gcs_client *c, const char *dst, const struct gcs_compose_src *srcs,
+		       int n, const struct gcs_write_opts *opts, struct gcs_object *out,
 		       struct gcs_error *e)
 {
 	if (n < 1 || n > 32) {
@@ -328,7 +328,12 @@ int gcs_object_compose(struct gcs_client *c, const char *dst, const char *const 
 	cJSON *arr = cJSON_AddArrayToObject(j, "sourceObjects");
 	for (int i = 0; i < n; i++) {
 		cJSON *s = cJSON_CreateObject();
-		cJSON_AddStringToObject(s, "name", srcs[i]);
+		cJSON_AddStringToObject(s, "name", srcs[i].name);
+		if (srcs[i].generation != GCS_ANY_GENERATION) {
+			char sgen[32];
+			snprintf(sgen, sizeof(sgen), "%" PRId64, srcs[i].generation);
+			cJSON_AddStringToObject(s, "generation", sgen);
+		}
 		cJSON_AddItemToArray(arr, s);
 	}
 	struct buf md = BUF_INIT;

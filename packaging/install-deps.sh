@@ -7,7 +7,7 @@ PKGS=(
   build-essential pkg-config
   libfuse3-dev fuse3 libcurl4-openssl-dev libcjson-dev libssl-dev
   libcmocka-dev
-  python3 python3-pytest python3-cryptography python3-crc32c
+  python3 python3-pytest python3-cryptography python3-crc32c python3-h5py python3-numpy
   rclone curl ca-certificates
 )
 

@@ -1,0 +1,417 @@
+/*
+ * publish: how a writer's bytes reach the object: streaming the tail's
+ * chunks while the program writes (writer_stream, on an uploader thread),
+ * publishing at close and fsync (writer_publish), and finishing what a
+ * killed mount left in the spool (writer_recover). See writer.h.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/buf.h"
+#include "common/crc32c.h"
+#include "common/log.h"
+#include "fs/uploader.h"
+#include "fs/writer_internal.h"
+
+/* Tails up to this size go up in one multipart request. */
+#define SINGLE_REQUEST_MAX (4u << 20)
+/* GCS caps a composite at 1,024 components; past this, upload whole. */
+#define COMPONENT_CAP 1000
+
+void gcs_error_set_local(struct gcs_error *e, int err, const char *fmt, ...)
+{
+	e->http = 0;
+	e->err = err;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(e->msg, sizeof(e->msg), fmt, ap);
+	va_end(ap);
+}
+
+static int read_spool(struct writer *w, void *buf, size_t len, uint64_t off, struct gcs_error *e)
+{
+	size_t got = 0;
+	while (got < len) {
+		ssize_t n = pread(w->fd, (char *)buf + got, len - got, (off_t)(off + got));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			int rc = n < 0 ? -errno : -EIO;
+			gcs_error_set_local(e, rc, "reading the spool of %s: %s", w->object,
+					    n < 0 ? strerror(errno) : "file shorter than written");
+			return rc;
+		}
+		got += (size_t)n;
+	}
+	return 0;
+}
+
+static void tmp_name(struct writer *w, struct buf *out)
+{
+	unsigned char r[12];
+	if (getrandom(r, sizeof(r), 0) != (ssize_t)sizeof(r))
+		for (size_t i = 0; i < sizeof(r); i++)
+			r[i] = (unsigned char)(rand() & 0xff);
+	buf_reset(out);
+	buf_puts(out, w->env->tmp_prefix);
+	for (size_t i = 0; i < sizeof(r); i++)
+		buf_printf(out, "%02x", r[i]);
+}
+
+/* Where the tail goes: the object itself, or a temporary to compose. */
+static void tail_target(struct writer *w, struct buf *target, int64_t *ifgen)
+{
+	if (w->base_size == 0) {
+		buf_reset(target);
+		buf_puts(target, w->object);
+		*ifgen = w->base_gen;
+	} else {
+		tmp_name(w, target);
+		*ifgen = 0;
+	}
+}
+
+/*
+ * Send tail bytes [from, from+len) of the session. final: this ends the
+ * tail (whose length is total). crc is the CRC of the tail before `from`
+ * and becomes the CRC of what the server confirmed. Lock may or may not be
+ * held: only the spool and the session are touched.
+ */
+static int send_piece(struct writer *w, const char *session, uint64_t base, uint64_t from,
+		      size_t len, int final, uint64_t total, uint32_t *crc, uint64_t *persisted,
+		      int *done, struct gcs_object *out, struct gcs_error *e)
+{
+	char *data = xmalloc(len ? len : 1);
+	int rc = read_spool(w, data, len, base + from, e);
+	if (rc == 0) {
+		uint32_t after = crc32c_update(*crc, data, len);
+		rc = gcs_upload_chunk(w->env->gcs, session, from, data, -1, 0, len,
+				      final ? (int64_t)total : -1, after, persisted, done, out, e);
+		if (rc == 0) {
+			if (*done || *persisted >= from + len)
+				*crc = after;
+			else if (*persisted > from)
+				*crc = crc32c_update(*crc, data, (size_t)(*persisted - from));
+		}
+	}
+	free(data);
+	return rc;
+}
+
+void writer_stream(struct writer *w)
+{
+	pthread_mutex_lock(&w->lock);
+	for (;;) {
+		uint64_t unsent = writer_unsent(w);
+		uint64_t chunk = w->env->chunk_size;
+		if (w->pressure && unsent < chunk)
+			chunk = unsent / GCS_CHUNK_ALIGN * GCS_CHUNK_ALIGN;
+		if (w->mode != WRITER_TAIL || w->closing || w->unlinked || w->busy || chunk == 0 ||
+		    unsent < chunk)
+			break;
+		w->busy = 1;
+		struct gcs_error e = {0};
+		int rc = 0;
+		if (!w->session) {
+			struct buf target = BUF_INIT;
+			int64_t ifgen;
+			tail_target(w, &target, &ifgen);
+			struct gcs_write_opts opts = {.if_generation_match = ifgen};
+			char *session = NULL;
+			pthread_mutex_unlock(&w->lock);
+			rc = gcs_upload_start(w->env->gcs, target.data, &opts, &session, &e);
+			pthread_mutex_lock(&w->lock);
+			if (rc == 0) {
+				w->session = session;
+				w->session_object = buf_detach(&target);
+				writer_save(w);
+			}
+			buf_free(&target);
+		}
+		if (rc == 0) {
+			char *session = xstrdup(w->session);
+			uint64_t base = w->base_size, from = w->sent;
+			uint32_t crc = w->sent_crc;
+			uint64_t persisted = from;
+			int done = 0;
+			pthread_mutex_unlock(&w->lock);
+			rc = send_piece(w, session, base, from, (size_t)chunk, 0, 0, &crc, &persisted,
+					&done, NULL, &e);
+			free(session);
+			pthread_mutex_lock(&w->lock);
+			if (rc == 0 && persisted > from) {
+				w->sent = persisted;
+				w->sent_crc = crc;
+				writer_save(w);
+				writer_pending_sub(w, persisted - from);
+			}
+		}
+		w->busy = 0;
+		pthread_cond_broadcast(&w->idle);
+		if (rc < 0) {
+			/* Streaming failed past its retries: keep the bytes, upload at close. */
+			log_error("upload %s: %s; the file will be uploaded whole when closed",
+				  w->object, e.msg);
+			struct gcs_error e2 = {0};
+			if (writer_go_staged(w, &e2) < 0)
+				log_error("upload %s: %s", w->object, e2.msg);
+			break;
+		}
+	}
+	w->pressure = 0;
+	pthread_mutex_unlock(&w->lock);
+}
+
+/* Upload the tail to target (a new object or the temporary), lock held. */
+static int finish_tail(struct writer *w, const char *target, int64_t ifgen,
+		       const struct gcs_write_opts *opts_in, struct gcs_object *out,
+		       struct gcs_error *e)
+{
+	uint64_t total = writer_size(w) - w->base_size;
+	struct gcs_write_opts opts = *opts_in;
+	opts.if_generation_match = ifgen;
+	if (!w->session && total <= SINGLE_REQUEST_MAX) {
+		char *data = xmalloc(total ? total : 1);
+		int rc = read_spool(w, data, total, w->base_size, e);
+		if (rc == 0)
+			rc = gcs_object_insert(w->env->gcs, target, data, total, &opts, out, e);
+		free(data);
+		return rc;
+	}
+	if (!w->session) {
+		char *session = NULL;
+		int rc = gcs_upload_start(w->env->gcs, target, &opts, &session, e);
+		if (rc < 0)
+			return rc;
+		w->session = session;
+		w->session_object = xstrdup(target);
+		writer_save(w);
+	}
+	int done = 0;
+	while (!done) {
+		uint64_t left = total - w->sent;
+		uint64_t len = left < w->env->chunk_size ? left : w->env->chunk_size;
+		int final = len == left;
+		uint64_t persisted = w->sent;
+		uint32_t crc = w->sent_crc;
+		int rc = send_piece(w, w->session, w->base_size, w->sent, (size_t)len, final, total,
+				    &crc, &persisted, &done, out, e);
+		if (rc < 0)
+			return rc;
+		if (!done && final) {
+			gcs_error_set_local(e, -EIO, "upload %s: the server did not complete the object",
+					    target);
+			return -EIO;
+		}
+		if (persisted > w->sent) {
+			writer_pending_sub(w, persisted - w->sent);
+			w->sent = persisted;
+			w->sent_crc = crc;
+		}
+	}
+	return 0;
+}
+
+/* The whole file (staged mode), lock held. */
+static int upload_whole(struct writer *w, const struct gcs_write_opts *opts,
+			struct gcs_object *out, struct gcs_error *e)
+{
+	/* Publishing a staged file is a tail upload of everything. */
+	uint64_t saved = w->base_size;
+	w->base_size = 0;
+	int rc = finish_tail(w, w->object, w->base_gen, opts, out, e);
+	w->base_size = saved;
+	return rc;
+}
+
+static int compose_tail(struct writer *w, const char *tmp, int64_t tmp_gen,
+			const struct gcs_write_opts *opts, struct gcs_object *out,
+			struct gcs_error *e)
+{
+	struct gcs_compose_src srcs[2] = {{w->object, w->base_gen}, {tmp, tmp_gen}};
+	struct gcs_write_opts o = *opts;
+	o.if_generation_match = w->base_gen;
+	int rc = gcs_object_compose(w->env->gcs, w->object, srcs, 2, &o, out, e);
+	struct gcs_error de;
+	if (gcs_object_delete(w->env->gcs, tmp, GCS_ANY_GENERATION, &de) < 0 && de.err != -ENOENT)
+		log_error("could not delete temporary object %s: %s", tmp, de.msg);
+	return rc;
+}
+
+static void drop_session(struct writer *w)
+{
+	free(w->session);
+	free(w->session_object);
+	w->session = w->session_object = NULL;
+	w->sent = 0;
+	w->sent_crc = 0;
+}
+
+static int publish_locked(struct writer *w, struct gcs_object *out, struct gcs_error *e)
+{
+	if (w->failed) {
+		gcs_error_set_local(e, w->failed, "%s: an earlier write failed (%s); not publishing "
+				    "a file that lacks it", w->object, strerror(-w->failed));
+		return w->failed;
+	}
+	if (!w->dirty || w->unlinked)
+		return 0;
+	/* Journal first: from here a crash means "finish this", and streaming stops. */
+	if (!w->closing) {
+		w->closing = 1;
+		writer_save(w);
+	}
+	while (w->busy)
+		pthread_cond_wait(&w->idle, &w->lock);
+	struct timespec now;
+	clock_gettime(CLOCK_REALTIME, &now);
+	struct gcs_write_opts opts = {
+		.if_generation_match = w->base_gen,
+		.mtime = w->mtime_set ? &w->mtime : &now,
+	};
+	int rc = 0;
+	if (w->mode == WRITER_TAIL && w->base_size > 0 && w->base_components >= COMPONENT_CAP) {
+		log_info("%s: %d components; uploading it whole instead of composing", w->object,
+			 w->base_components);
+		rc = writer_go_staged(w, e);
+	}
+	uint64_t size = writer_size(w);
+	if (rc < 0) {
+		/* e says why */
+	} else if (w->mode == WRITER_STAGED) {
+		rc = upload_whole(w, &opts, out, e);
+	} else if (w->base_size == 0) {
+		rc = finish_tail(w, w->object, w->base_gen, &opts, out, e);
+	} else if (size == w->base_size) {
+		/* Nothing appended: only metadata (mtime) to record. */
+		rc = gcs_object_set_mtime(w->env->gcs, w->object, opts.mtime, out, e);
+	} else {
+		struct buf tmp = BUF_INIT;
+		if (w->session_object) {
+			buf_puts(&tmp, w->session_object);
+		} else {
+			tmp_name(w, &tmp);
+		}
+		struct gcs_object tobj = {0};
+		rc = finish_tail(w, tmp.data, 0, &opts, &tobj, e);
+		if (rc == 0)
+			rc = compose_tail(w, tmp.data, tobj.generation, &opts, out, e);
+		gcs_object_clear(&tobj);
+		buf_free(&tmp);
+		if (rc < 0)
+			drop_session(w); /* the temporary is gone; a retry starts the tail afresh */
+	}
+	if (rc == -ESTALE)
+		gcs_error_set_local(e, rc, "upload %s: the object changed in the bucket since it was "
+				    "opened here (generation precondition failed); not overwriting it",
+				    w->object);
+	if (rc == 0 && out->size != size) {
+		gcs_error_set_local(e, -EIO, "upload %s: the server holds %" PRIu64 " bytes, %" PRIu64
+				    " were written", w->object, out->size, size);
+		rc = -EIO;
+	}
+	if (rc < 0)
+		return rc;
+	/* Published: the object is the whole file; later appends are a new tail. */
+	drop_session(w);
+	w->base_gen = out->generation;
+	w->base_size = size;
+	w->base_components = out->component_count;
+	w->mode = WRITER_TAIL;
+	w->dirty = 0;
+	w->closing = 0;
+	writer_save(w);
+	return 0;
+}
+
+int writer_publish(struct writer *w, struct gcs_object *out, struct gcs_error *e)
+{
+	memset(out, 0, sizeof(*out));
+	pthread_mutex_lock(&w->lock);
+	int rc = publish_locked(w, out, e);
+	pthread_mutex_unlock(&w->lock);
+	return rc;
+}
+
+int writer_recover(const struct writer_env *env, const char *id, struct spool_state *st, int fd)
+{
+	struct writer *w = xcalloc(1, sizeof(*w));
+	pthread_mutex_init(&w->lock, NULL);
+	pthread_cond_init(&w->idle, NULL);
+	w->env = env;
+	w->refs = 1;
+	w->fd = fd;
+	snprintf(w->id, sizeof(w->id), "%s", id);
+	w->object = st->object;
+	st->object = NULL;
+	w->base_gen = st->base_gen;
+	w->base_size = st->base_size;
+	w->mode = st->staged ? WRITER_STAGED : WRITER_TAIL;
+	w->local_from = st->staged || !st->base_size ? 0 : st->base_size;
+	w->dirty = 1;
+	w->mtime.tv_sec = st->mtime_sec;
+	w->mtime.tv_nsec = st->mtime_nsec;
+	w->mtime_set = st->mtime_sec || st->mtime_nsec;
+	struct stat sb;
+	if (fstat(fd, &sb) == 0)
+		writer_set_size(w, (uint64_t)sb.st_size);
+	struct gcs_error e = {0};
+	int rc = 0;
+	if (st->session && w->mode == WRITER_TAIL) {
+		uint64_t persisted = 0;
+		int done = 0;
+		struct gcs_object obj = {0};
+		rc = gcs_upload_query(env->gcs, st->session, &persisted, &done, &obj, &e);
+		if (rc == 0 && !done) {
+			/* Resume where the server stands, not from zero. */
+			w->session = xstrdup(st->session);
+			w->session_object = xstrdup(st->session_object);
+			char *data = xmalloc(1u << 20);
+			uint32_t crc = 0;
+			for (uint64_t off = 0; off < persisted && rc == 0;) {
+				size_t n = persisted - off < (1u << 20) ? (size_t)(persisted - off) : 1u << 20;
+				rc = read_spool(w, data, n, w->base_size + off, &e);
+				crc = crc32c_update(crc, data, n);
+				off += n;
+			}
+			free(data);
+			w->sent = persisted;
+			w->sent_crc = crc;
+			log_info("%s: resuming its upload at byte %" PRIu64, w->object, persisted);
+		} else if (rc == -ENOENT || (rc == 0 && done && w->base_size == 0)) {
+			/* Session gone (start again from the spool), or already complete. */
+			if (rc == 0 && done && obj.size == writer_size(w)) {
+				w->dirty = 0;
+				log_info("%s: its upload had completed", w->object);
+			}
+			rc = 0;
+		}
+		gcs_object_clear(&obj);
+	}
+	if (rc == 0 && w->dirty) {
+		struct gcs_object out;
+		rc = writer_publish(w, &out, &e);
+		if (rc == 0)
+			log_info("%s: finished the upload an earlier run left in the spool (%" PRIu64
+				 " bytes)", w->object, writer_size(w));
+		gcs_object_clear(&out);
+	}
+	if (rc < 0)
+		log_error("%s: could not finish the upload left in the spool: %s", w->object, e.msg);
+	if (st->session_object && strcmp(st->session_object, w->object) != 0) {
+		/* A temporary tail the earlier run may have completed. */
+		struct gcs_error de;
+		if (gcs_object_delete(env->gcs, st->session_object, GCS_ANY_GENERATION, &de) < 0 &&
+		    de.err != -ENOENT)
+			log_error("could not delete temporary object %s: %s", st->session_object, de.msg);
+	}
+	writer_unref(w);
+	return rc;
+}

@@ -1,0 +1,65 @@
+/*
+ * spool: where a file's written bytes and its upload state live until the
+ * object holds them, so a mount killed at any point (kill -9, OOM) finishes
+ * the work when it starts again.
+ *
+ * One directory per mount target (endpoint, bucket, prefix), mode 0700,
+ * under spool_dir. Each file open for writing has two entries there:
+ *   ID.data    the file's bytes (sparse where the object already holds them)
+ *   ID.json    its journal: object name, the generation and size already
+ *              published, the resumable session and what the server
+ *              confirmed of it, whether a close/fsync had begun.
+ * The journal is replaced atomically (write, fsync, rename) at each state
+ * change; ID.data is written with plain pwrite (the kernel keeps it across a
+ * crash of the process; a crash of the machine loses a pod's disk anyway).
+ */
+#ifndef GCSMOUNT_SPOOL_H
+#define GCSMOUNT_SPOOL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct spool_state {
+	char *object;            /* full object name */
+	int64_t base_gen;        /* generation published (0: none) */
+	uint64_t base_size;      /* bytes the object holds (the tail starts here) */
+	int staged;              /* 1: upload the whole file, not a tail */
+	char *session;           /* resumable session of the tail, or NULL */
+	char *session_object;    /* the object that session writes (the file or a temp) */
+	uint64_t sent;           /* tail bytes the server confirmed */
+	int closing;             /* a close or fsync had begun: finish it */
+	int symlink;
+	int64_t mtime_sec;       /* 0: none recorded */
+	long mtime_nsec;
+};
+
+struct spool {
+	char *dir;               /* the mount's own spool directory */
+	unsigned long counter;
+};
+
+/* Create (0700) dir/<hash of key> and return it in s. 0 or -errno. */
+int spool_open(struct spool *s, const char *root, const char *key);
+void spool_close(struct spool *s);
+
+/* A new entry: creates ID.data (returns its fd). id receives the ID. */
+int spool_create(struct spool *s, char *id, size_t idlen, int *fd);
+/* Write the journal of entry id. 0 or -errno. */
+int spool_save(const struct spool *s, const char *id, const struct spool_state *st);
+/* Remove both files of an entry. */
+void spool_remove(const struct spool *s, const char *id);
+
+/* Journal text <-> state (pure; exposed for tests and fuzzing). */
+char *spool_state_to_json(const struct spool_state *st);
+int spool_state_from_json(const char *json, size_t len, struct spool_state *st);
+void spool_state_clear(struct spool_state *st);
+
+/*
+ * Entries left by an earlier run: calls fn(arg, id, state, data_fd) for each
+ * one with a readable journal and data file (fn owns the fd). Returns the
+ * number of entries seen, or -errno.
+ */
+int spool_scan(const struct spool *s,
+	       void (*fn)(void *arg, const char *id, struct spool_state *st, int fd), void *arg);
+
+#endif
