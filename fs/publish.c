@@ -317,6 +317,17 @@ static int publish_locked(struct writer *w, struct gcs_object *out, struct gcs_e
 				    " were written", w->object, out->size, size);
 		rc = -EIO;
 	}
+	if (rc == 0 && w->mtime_set && (out->mtime.tv_sec != w->mtime.tv_sec ||
+					 out->mtime.tv_nsec != w->mtime.tv_nsec)) {
+		/* A session started while streaming carried no mtime: record the one set. */
+		struct gcs_object patched;
+		if (gcs_object_set_mtime(w->env->gcs, w->object, &w->mtime, &patched, e) == 0) {
+			gcs_object_clear(out);
+			*out = patched;
+		} else {
+			log_error("%s: uploaded, but recording its mtime failed: %s", w->object, e->msg);
+		}
+	}
 	if (rc < 0)
 		return rc;
 	/* Published: the object is the whole file; later appends are a new tail. */

@@ -1,0 +1,124 @@
+/* Unit tests of the spool: journal text both ways, entries on disk. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "fs/spool.h"
+
+static void test_json_round_trip(void **state)
+{
+	(void)state;
+	struct spool_state st = {
+		.object = "run/a \"b\"/ü.bin", .base_gen = 1700000000123456, .base_size = 5ull << 32,
+		.staged = 0, .session = "http://h/upload?upload_id=x&y=1",
+		.session_object = "run/.gcsmount-tmp/ab", .sent = 262144, .closing = 1,
+		.mtime_sec = 1600000000, .mtime_nsec = 123456789,
+	};
+	char *text = spool_state_to_json(&st);
+	struct spool_state back;
+	assert_int_equal(spool_state_from_json(text, strlen(text), &back), 0);
+	assert_string_equal(back.object, st.object);
+	assert_true(back.base_gen == st.base_gen);
+	assert_true(back.base_size == st.base_size);
+	assert_string_equal(back.session, st.session);
+	assert_string_equal(back.session_object, st.session_object);
+	assert_true(back.sent == 262144);
+	assert_true(back.closing);
+	assert_false(back.staged);
+	assert_int_equal(back.mtime_sec, 1600000000);
+	assert_int_equal(back.mtime_nsec, 123456789);
+	spool_state_clear(&back);
+	free(text);
+}
+
+static void test_json_bad(void **state)
+{
+	(void)state;
+	const char *bad[] = {"", "{", "[]", "{\"object\":\"\"}", "{\"object\":5}",
+			     "{\"object\":\"a\",\"sent\":\"-1\"}", "{\"object\":\"a\",\"base_gen\":7}",
+			     "{\"object\":\"a\",\"session\":\"s\"}"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct spool_state st;
+		assert_int_equal(spool_state_from_json(bad[i], strlen(bad[i]), &st), -EINVAL);
+	}
+}
+
+static int seen;
+static void on_entry(void *arg, const char *id, struct spool_state *st, int fd)
+{
+	(void)arg;
+	(void)id;
+	char buf[8] = {0};
+	assert_int_equal(pread(fd, buf, 5, 0), 5);
+	assert_string_equal(buf, "hello");
+	assert_string_equal(st->object, "run/x");
+	close(fd);
+	spool_state_clear(st);
+	seen++;
+}
+
+static void test_entries_on_disk(void **state)
+{
+	(void)state;
+	char root[] = "/tmp/gcsmount-test-spool-XXXXXX";
+	assert_non_null(mkdtemp(root));
+	struct spool s;
+	assert_int_equal(spool_open(&s, root, "endpoint\nbucket\nprefix/"), 0);
+	struct stat sb;
+	assert_int_equal(stat(s.dir, &sb), 0);
+	assert_int_equal(sb.st_mode & 0777, 0700);
+	char id[96];
+	int fd;
+	assert_int_equal(spool_create(&s, id, sizeof(id), &fd), 0);
+	assert_int_equal(pwrite(fd, "hello", 5, 0), 5);
+	close(fd);
+	struct spool_state st = {.object = "run/x", .closing = 1};
+	assert_int_equal(spool_save(&s, id, &st), 0);
+	/* A second entry without its data file is skipped, not fatal. */
+	char id2[96];
+	assert_int_equal(spool_create(&s, id2, sizeof(id2), &fd), 0);
+	close(fd);
+	assert_int_equal(spool_save(&s, id2, &st), 0);
+	char path[4200];
+	snprintf(path, sizeof(path), "%s/%s.data", s.dir, id2);
+	unlink(path);
+	seen = 0;
+	assert_int_equal(spool_scan(&s, on_entry, NULL), 2);
+	assert_int_equal(seen, 1);
+	spool_remove(&s, id);
+	spool_remove(&s, id2);
+	seen = 0;
+	assert_int_equal(spool_scan(&s, on_entry, NULL), 0);
+	/* The same key finds the same directory; another key another one. */
+	struct spool s2, s3;
+	assert_int_equal(spool_open(&s2, root, "endpoint\nbucket\nprefix/"), 0);
+	assert_int_equal(spool_open(&s3, root, "endpoint\nbucket\nother/"), 0);
+	assert_string_equal(s.dir, s2.dir);
+	assert_string_not_equal(s.dir, s3.dir);
+	rmdir(s3.dir);
+	rmdir(s.dir);
+	spool_close(&s);
+	spool_close(&s2);
+	spool_close(&s3);
+	rmdir(root);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_json_round_trip),
+		cmocka_unit_test(test_json_bad),
+		cmocka_unit_test(test_entries_on_disk),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
