@@ -69,6 +69,7 @@ deps:
 # Recursive so that the build starts after deps installed pkg-config's files.
 test: deps
 	$(MAKE) check
+	$(MAKE) -C tests/fuzz SECONDS=$(CI_FUZZ_SECONDS)
 
 demo: deps
 	$(MAKE) gcsmount
@@ -81,6 +82,7 @@ bench: deps
 
 # libFuzzer targets over every parser of outside input, FUZZ_SECONDS each.
 FUZZ_SECONDS ?= 20
+CI_FUZZ_SECONDS ?= 10
 fuzz: deps
 	$(MAKE) -C tests/fuzz SECONDS=$(FUZZ_SECONDS)
 

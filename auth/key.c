@@ -192,7 +192,10 @@ int key_parse(const char *json, size_t len, const char *origin, struct key *k,
 	if (!root) {
 		/* Name the position, never the text around it (it may be key material). */
 		size_t at = end && end >= json ? (size_t)(end - json) : 0;
-		if (len == 0 || strspn(json, " \t\r\n") == len)
+		size_t blank = 0;
+		while (blank < len && strchr(" \t\r\n", json[blank]) && json[blank])
+			blank++;
+		if (blank == len)
 			snprintf(err, errlen, "%s: empty, expected a JSON credentials document", origin);
 		else
 			snprintf(err, errlen, "%s: not valid JSON (parse error at byte %zu)", origin, at);

@@ -46,7 +46,7 @@ void opts_free(struct mount_opts *o)
 int opts_parse_size(const char *s, uint64_t *out)
 {
 	char *end;
-	if (!s || !*s || *s == '-')
+	if (!s || *s < '0' || *s > '9')
 		return -EINVAL;
 	errno = 0;
 	unsigned long long n = strtoull(s, &end, 10);
@@ -74,7 +74,7 @@ int opts_parse_size(const char *s, uint64_t *out)
 static int parse_seconds(const char *s, double *out)
 {
 	char *end;
-	if (!s || !*s)
+	if (!s || ((*s < '0' || *s > '9') && *s != '.'))
 		return -EINVAL;
 	errno = 0;
 	double d = strtod(s, &end);
@@ -87,7 +87,7 @@ static int parse_seconds(const char *s, double *out)
 static int parse_uint(const char *s, int base, unsigned long max, unsigned long *out)
 {
 	char *end;
-	if (!s || !*s || *s == '-')
+	if (!s || *s < '0' || *s > '9')
 		return -EINVAL;
 	errno = 0;
 	unsigned long n = strtoul(s, &end, base);

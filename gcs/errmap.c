@@ -53,7 +53,11 @@ void gcs_error_parse(const char *body, size_t len, char *msg, size_t msglen)
 			m = err;
 	}
 	if (cJSON_IsString(m)) {
-		snprintf(msg, msglen, "%s", m->valuestring);
+		/* One line, printable: a server's text goes into our one-line errors. */
+		size_t n = 0;
+		for (const char *p = m->valuestring; *p && n + 1 < msglen; p++)
+			msg[n++] = (unsigned char)*p < 32 || *p == 127 ? ' ' : *p;
+		msg[n] = '\0';
 	} else {
 		/* Not JSON: the first line of the body, printable bytes only. */
 		size_t n = 0;
@@ -73,10 +77,16 @@ int gcs_parse_range(const char *range, uint64_t *persisted)
 	*persisted = 0;
 	if (!range || !range[0])
 		return 0;
-	unsigned long long a, b;
-	int used = 0;
-	if (sscanf(range, "bytes=%llu-%llu%n", &a, &b, &used) != 2 || range[used] != '\0' ||
-	    a != 0 || b == ~0ull)
+	/* Exactly "bytes=0-N", N decimal digits: no signs, blanks or junk. */
+	if (strncmp(range, "bytes=0-", 8) != 0)
+		return -EINVAL;
+	const char *p = range + 8;
+	if (*p < '0' || *p > '9')
+		return -EINVAL;
+	char *end;
+	errno = 0;
+	unsigned long long b = strtoull(p, &end, 10);
+	if (errno || *end || b == ~0ull)
 		return -EINVAL;
 	*persisted = b + 1;
 	return 0;

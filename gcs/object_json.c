@@ -24,12 +24,13 @@ static int get_u64(const cJSON *obj, const char *key, uint64_t *out)
 		char *end;
 		errno = 0;
 		unsigned long long n = strtoull(v->valuestring, &end, 10);
-		if (errno || end == v->valuestring || *end || v->valuestring[0] == '-')
+		if (errno || end == v->valuestring || *end || v->valuestring[0] < '0' ||
+		    v->valuestring[0] > '9')
 			return -EINVAL;
 		*out = n;
 		return 0;
 	}
-	if (cJSON_IsNumber(v) && v->valuedouble >= 0) {
+	if (cJSON_IsNumber(v) && v->valuedouble >= 0 && v->valuedouble < 18446744073709551616.0) {
 		*out = (uint64_t)v->valuedouble;
 		return 0;
 	}
@@ -130,6 +131,11 @@ int gcs_list_parse(const char *json, size_t len, struct gcs_list_page *out)
 	}
 	const cJSON *items = cJSON_GetObjectItemCaseSensitive(j, "items");
 	const cJSON *prefixes = cJSON_GetObjectItemCaseSensitive(j, "prefixes");
+	/* Anything but arrays is not a listing: walk nothing. */
+	if (!cJSON_IsArray(items))
+		items = NULL;
+	if (!cJSON_IsArray(prefixes))
+		prefixes = NULL;
 	int ni = cJSON_IsArray(items) ? cJSON_GetArraySize(items) : 0;
 	int np = cJSON_IsArray(prefixes) ? cJSON_GetArraySize(prefixes) : 0;
 	out->items = xcalloc((size_t)ni + 1, sizeof(*out->items));

@@ -145,6 +145,11 @@ int gcs_upload_chunk(struct gcs_client *c, const char *session_url, uint64_t off
 		if (rc == 0) {
 			rc = session_answer(&resp, persisted, done, out, "upload", e);
 			http_resp_free(&resp);
+			if (rc == 0 && !*done && *persisted > end) {
+				gcs_error_set(e, 308, -EIO, "upload: the server claims %" PRIu64
+					      " bytes, only %" PRIu64 " were sent", *persisted, end);
+				return -EIO;
+			}
 			if (rc < 0 || *done || *persisted >= end)
 				return rc;
 			if (*persisted < off) {

@@ -9,6 +9,7 @@ PKGS=(
   libcmocka-dev
   python3 python3-pytest python3-cryptography python3-crc32c python3-h5py python3-numpy
   rclone curl ca-certificates
+  clang libclang-rt-14-dev
 )
 
 missing=()

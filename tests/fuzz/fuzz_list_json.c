@@ -1,0 +1,34 @@
+/*
+ * fuzz_list_json: gcs_list_parse on an objects.list page.
+ */
+#include "gcs/gcs.h"
+
+#include "fuzz_util.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct gcs_list_page p;
+	int rc = gcs_list_parse((const char *)data, size, &p);
+	if (rc == 0) {
+		FUZZ_ASSERT(p.items != NULL && p.prefixes != NULL);
+		for (size_t i = 0; i < p.nitems; i++) {
+			FUZZ_ASSERT(p.items[i].name != NULL);
+			(void)strlen(p.items[i].name);
+			FUZZ_ASSERT(p.items[i].mtime.tv_nsec >= 0 &&
+				    p.items[i].mtime.tv_nsec < 1000000000L);
+		}
+		for (size_t i = 0; i < p.nprefixes; i++) {
+			FUZZ_ASSERT(p.prefixes[i] != NULL);
+			(void)strlen(p.prefixes[i]);
+		}
+		/* An empty token means "last page" and is dropped. */
+		FUZZ_ASSERT(!p.next_page_token || p.next_page_token[0]);
+	} else {
+		FUZZ_ASSERT(rc < 0);
+		FUZZ_ASSERT(!p.items && !p.prefixes && !p.nitems && !p.nprefixes &&
+			    !p.next_page_token);
+	}
+	gcs_list_page_free(&p);
+	FUZZ_ASSERT(!p.items && !p.prefixes && !p.nitems && !p.nprefixes && !p.next_page_token);
+	return 0;
+}
