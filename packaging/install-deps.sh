@@ -8,6 +8,7 @@ PKGS=(
   libfuse3-dev fuse3 libcurl4-openssl-dev libcjson-dev libssl-dev
   libcmocka-dev
   python3 python3-pytest python3-cryptography python3-crc32c python3-h5py python3-numpy
+  python3-torch fio
   rclone curl ca-certificates
   clang libclang-rt-14-dev
 )

@@ -275,3 +275,18 @@ def test_component_cap_planned_for(bucket, mnt):
     assert meta.get("componentCount", 1) <= 1024
     assert bucket.get("run/many-appends.log") == expected
     assert tmp_objects(bucket) == []
+
+
+def test_torch_save_and_load(bucket, mnt, tmp_path):
+    torch = pytest.importorskip("torch")
+    state = {"w": torch.arange(100_000, dtype=torch.float32).reshape(100, 1000),
+             "step": torch.tensor(42)}
+    # PyTorch's usual checkpoint dance: save to a temporary name, rename over.
+    torch.save(state, mnt.p("model.pt.tmp"))
+    os.rename(mnt.p("model.pt.tmp"), mnt.p("model.pt"))
+    local = tmp_path / "model.pt"
+    local.write_bytes(bucket.get("run/model.pt"))
+    back = torch.load(str(local))
+    assert torch.equal(back["w"], state["w"]) and int(back["step"]) == 42
+    again = torch.load(mnt.p("model.pt"))
+    assert torch.equal(again["w"], state["w"])
