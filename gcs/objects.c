@@ -40,9 +40,11 @@ int gcs_bucket_check(struct gcs_client *c, struct gcs_error *e)
 	http_req_init(&req, "GET", url.data);
 	http_resp_init(&resp);
 	int rc = gcs_call(c, &req, &resp, GCS_IDEMPOTENT, 0, "bucket", c->bucket, e);
-	if (rc == -ENOENT)
+	/* Say it plainly when the server answered; keep the cause when it did not
+	 * (credentials refused, endpoint unreachable). */
+	if (rc == -ENOENT && e->http == 404)
 		gcs_error_set(e, 404, rc, "bucket %s does not exist (at %s)", c->bucket, c->endpoint);
-	else if (rc == -EACCES)
+	else if (rc == -EACCES && (e->http == 401 || e->http == 403))
 		gcs_error_set(e, e->http, rc, "bucket %s: access denied (HTTP %d)", c->bucket, e->http);
 	http_req_free(&req);
 	http_resp_free(&resp);

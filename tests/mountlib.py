@@ -52,7 +52,13 @@ class Mount:
         self.env = dict(os.environ)
         # Tests never reach a real metadata server or a key outside their tree.
         self.env.setdefault("GCSMOUNT_NO_METADATA_PROBE", "1")
-        self.env.pop("STORAGE_EMULATOR_HOST", None)
+        self.env.setdefault("GCSMOUNT_DEFAULT_KEY_PATH",
+                            os.path.join(self.workdir, "no-default-key.json"))
+        self.env.setdefault("CLOUDSDK_CONFIG", os.path.join(self.workdir, "no-gcloud"))
+        for var in ("STORAGE_EMULATOR_HOST", "GC_KEY_PATH", "GOOGLE_KEY_PATH",
+                    "GOOGLE_APPLICATION_CREDENTIALS", "GC_KEYFILE_DICT", "GOOGLE_KEYFILE_DICT",
+                    "GCE_METADATA_HOST", "GCE_METADATA_ROOT"):
+            self.env.pop(var, None)
         self.env.update(env or {})
         self.proc = None
         self.log_path = os.path.join(self.workdir, "gcsmount.log")
