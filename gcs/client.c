@@ -154,6 +154,13 @@ int gcs_call(struct gcs_client *c, struct http_req *req, struct http_resp *resp,
 			log_info("%s %s: 401 from server, refreshing the token once", what, name);
 			continue;
 		}
+		if (rc < 0 && req->out && resp->out_len > 0) {
+			/* A body cut short: the caller continues from the byte it
+			 * stopped at instead of fetching it all again. */
+			gcs_error_set(e, 0, rc, "%s %s: %s after %zu bytes", what, name, resp->err,
+				      resp->out_len);
+			return rc;
+		}
 		int retry = idem == GCS_IDEMPOTENT &&
 			    (rc == 0 ? status_retryable(s) : http_transport_retryable(rc));
 		double waited = now_s() - start;

@@ -109,7 +109,7 @@ int gcs_object_read(struct gcs_client *c, const char *name, int64_t generation,
 			break;
 		}
 		*got += n;
-		if (rc == -ECONNRESET && n > 0 && resumes++ < 16) {
+		if (http_transport_retryable(rc) && n > 0 && resumes++ < 16) {
 			/* Body cut short: continue from the byte where it stopped. */
 			log_info("read %s: body cut after %zu bytes, continuing at %" PRIu64,
 				 name, n, off + *got);

@@ -1,0 +1,107 @@
+"""Injected faults, in the spirit of storage-testbench's retry conformance:
+each scenario tells the emulator what to do to the next requests of a kind,
+checks the bytes through the API, and checks every fault was actually met."""
+
+import os
+
+import pytest
+
+
+def assert_all_met(bucket):
+    for f in bucket.faults():
+        assert f["met"] >= f.get("count", 1), f
+
+
+def test_upload_503_twice(bucket, mnt):
+    bucket.set_faults([{"kind": "object.insert.multipart", "action": "return-503", "count": 2}])
+    data = os.urandom(100_000)
+    with open(mnt.p("a"), "wb") as f:
+        f.write(data)
+    assert_all_met(bucket)
+    assert bucket.get("run/a") == data
+
+
+def test_upload_connection_reset(bucket, mnt):
+    bucket.set_faults([{"kind": "object.insert.multipart", "action": "reset-connection",
+                        "count": 1}])
+    data = os.urandom(50_000)
+    with open(mnt.p("b"), "wb") as f:
+        f.write(data)
+    assert_all_met(bucket)
+    assert bucket.get("run/b") == data
+
+
+def test_resumable_503_after_8mib(bucket, mount_factory):
+    m = mount_factory(bucket, "run", opts=["chunk_size=16M"])
+    bucket.set_faults([{"kind": "upload.chunk", "action": "return-503-after-8192K",
+                        "count": 1}])
+    bucket.reset_stats()
+    data = os.urandom(24_000_000)
+    with open(m.p("c"), "wb") as f:
+        f.write(data)
+    assert_all_met(bucket)
+    assert bucket.get("run/c") == data
+    st = bucket.stats()
+    assert st["requests"].get("upload.status", 0) >= 1   # asked where to resume
+    assert st["bytes_in"] < len(data) + (9 << 20)         # resent less than 9 MiB
+
+
+def test_chunk_reset_mid_stream(bucket, mount_factory):
+    m = mount_factory(bucket, "run", opts=["chunk_size=1M"])
+    bucket.set_faults([{"kind": "upload.chunk", "action": "reset-connection", "count": 2}])
+    data = os.urandom(5 << 20)
+    with open(m.p("d"), "wb") as f:
+        f.write(data)
+    assert_all_met(bucket)
+    assert bucket.get("run/d") == data
+
+
+def test_read_503_and_429(bucket, mount_factory):
+    data = os.urandom(3_000_000)
+    bucket.put("run/r", data)
+    m = mount_factory(bucket, "run")
+    bucket.set_faults([{"kind": "object.media", "action": "return-503", "count": 1},
+                       {"kind": "object.media", "action": "return-429", "count": 1}],)
+    with open(m.p("r"), "rb") as f:
+        assert f.read() == data
+    assert_all_met(bucket)
+
+
+def test_read_broken_after_1mib_fresh_mount(bucket, mount_factory):
+    data = os.urandom(6 << 20)
+    bucket.put("run/big", data)
+    m = mount_factory(bucket, "run")   # fresh: the bytes come from the server
+    with open(m.p("big"), "rb") as f:
+        head = f.read(1 << 20)
+        # The next window's body breaks after 1 MiB.
+        bucket.set_faults([{"kind": "object.media", "action": "broken-stream-after-1024K",
+                            "count": 1}])
+        assert head + f.read() == data
+    assert_all_met(bucket)
+    assert "continuing at" in m.read_log()
+
+
+def test_list_500_then_503(bucket, mnt):
+    for i in range(5):
+        bucket.put("run/l/f%d" % i, b"x")
+    bucket.set_faults([{"kind": "object.list", "action": "return-500", "count": 1},
+                       {"kind": "object.list", "action": "return-503", "count": 1}])
+    assert sorted(os.listdir(mnt.p("l"))) == ["f%d" % i for i in range(5)]
+    assert_all_met(bucket)
+
+
+def test_stat_retried(bucket, mnt):
+    bucket.put("run/s", b"123")
+    bucket.set_faults([{"kind": "object.get", "action": "return-502", "count": 2}])
+    assert os.stat(mnt.p("s")).st_size == 3
+    assert_all_met(bucket)
+
+
+def test_non_retryable_error_not_retried(bucket, mnt):
+    bucket.set_faults([{"kind": "object.insert.multipart", "action": "return-400", "count": 5}])
+    f = open(mnt.p("bad"), "wb")
+    f.write(b"x")
+    with pytest.raises(OSError):
+        f.close()
+    assert [f["met"] for f in bucket.faults()] == [1]   # tried once, not five times
+    bucket.clear_faults()
