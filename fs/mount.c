@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "auth/auth.h"
@@ -26,6 +27,7 @@
 
 struct mount_ctx {
 	const struct mount_opts *opts;
+	int abandoned;              /* uploads still running at exit: leave them be */
 	struct auth *auth;
 	struct fs fs;
 	char *endpoint;
@@ -201,6 +203,75 @@ static int flush_all(struct mount_ctx *m)
 	return failed;
 }
 
+/* The last uploads, run beside a clock: shutdown_timeout bounds them. */
+struct shutdown {
+	struct mount_ctx *m;
+	pthread_t recovery;
+	int recovering;
+	pthread_mutex_t lock;
+	pthread_cond_t cv;
+	int done;
+	int failed;
+};
+
+static void *shutdown_thread(void *arg)
+{
+	struct shutdown *sd = arg;
+	if (sd->recovering)
+		pthread_join(sd->recovery, NULL);
+	int failed = flush_all(sd->m);
+	pthread_mutex_lock(&sd->lock);
+	sd->done = 1;
+	sd->failed = failed;
+	pthread_cond_signal(&sd->cv);
+	pthread_mutex_unlock(&sd->lock);
+	return NULL;
+}
+
+/*
+ * Returns 0 when everything is uploaded, 3 when something stays in the spool
+ * (named in the log; the next mount finishes it). Sets m->abandoned when
+ * uploads were still running at the deadline: the process must then exit
+ * without tearing down what they use.
+ */
+static int shutdown_uploads(struct mount_ctx *m, struct shutdown *sd)
+{
+	double limit = m->opts->shutdown_timeout;
+	gcs_client_set_retry_deadline(m->fs.gcs, limit);
+	pthread_t th;
+	if (pthread_create(&th, NULL, shutdown_thread, sd) != 0) {
+		shutdown_thread(sd);
+		return sd->failed ? 3 : 0;
+	}
+	struct timespec until;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += (time_t)limit;
+	until.tv_nsec += (long)((limit - (double)(time_t)limit) * 1e9);
+	if (until.tv_nsec >= 1000000000L) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&sd->lock);
+	while (!sd->done)
+		if (pthread_cond_timedwait(&sd->cv, &sd->lock, &until) == ETIMEDOUT)
+			break;
+	int done = sd->done, failed = sd->failed;
+	pthread_mutex_unlock(&sd->lock);
+	if (done) {
+		pthread_join(th, NULL);
+		return failed ? 3 : 0;
+	}
+	struct inode_table *t = &m->fs.inodes;
+	for (size_t b = 0; b < t->nbuckets; b++)
+		for (struct inode *i = t->by_ino[b]; i; i = i->next_ino)
+			if (i->writer && __atomic_load_n(&i->writer->dirty, __ATOMIC_RELAXED))
+				log_error("%s: not uploaded within shutdown_timeout=%gs; it stays in the "
+					  "spool and the next mount finishes it", i->writer->object, limit);
+	log_error("shutdown deadline reached with uploads still running");
+	m->abandoned = 1;
+	return 3;
+}
+
 static void recover_one(void *arg, const char *id, struct spool_state *st, int fd)
 {
 	struct mount_ctx *m = arg;
@@ -264,20 +335,27 @@ int mount_run(struct mount_ctx *m)
 	/* Threads start after daemonizing: fork keeps only the calling thread. */
 	if (uploader_start(&m->fs.uploader, UPLOAD_THREADS, o->write_buffer) < 0)
 		goto out_unmount;
-	pthread_t recovery;
-	int recovering = pthread_create(&recovery, NULL, recover_thread, m) == 0;
+	struct shutdown sd = {.m = m, .lock = PTHREAD_MUTEX_INITIALIZER,
+			      .cv = PTHREAD_COND_INITIALIZER};
+	sd.recovering = pthread_create(&sd.recovery, NULL, recover_thread, m) == 0;
 	struct fuse_loop_config *lc = fuse_loop_cfg_create();
 	fuse_loop_cfg_set_clone_fd(lc, 0);
 	fuse_loop_cfg_set_max_threads(lc, 64);
 	fuse_loop_cfg_set_idle_threads(lc, 16);
 	int rc = fuse_session_loop_mt(se, lc);
 	fuse_loop_cfg_destroy(lc);
-	status = rc == 0 ? 0 : 1;
-	if (recovering)
-		pthread_join(recovery, NULL);
-	if (flush_all(m))
+	/* libfuse returns the signal that ended the loop; that is a clean stop. */
+	status = rc >= 0 ? 0 : 1;
+	if (rc > 0)
+		log_info("signal %d: stopping", rc);
+	/* Unmounted (or signalled): no new writes; upload what is pending. */
+	fuse_session_unmount(se);
+	log_info("unmounted; finishing uploads (at most %gs)", o->shutdown_timeout);
+	if (shutdown_uploads(m, &sd))
 		status = 3;
-	uploader_stop(&m->fs.uploader);
+	if (!m->abandoned)
+		uploader_stop(&m->fs.uploader);
+	goto out_signals;
 out_unmount:
 	fuse_session_unmount(se);
 out_signals:
@@ -289,8 +367,8 @@ out_destroy:
 
 void mount_free(struct mount_ctx *m)
 {
-	if (!m)
-		return;
+	if (!m || m->abandoned)
+		return; /* threads still use it; the process is exiting */
 	if (m->fs.inodes.by_ino)
 		inode_table_free(&m->fs.inodes);
 	gcs_client_free(m->fs.gcs);
