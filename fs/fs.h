@@ -13,6 +13,7 @@
 
 #include "fs/inode.h"
 #include "fs/options.h"
+#include "fs/publisher.h"
 #include "fs/spool.h"
 #include "fs/uploader.h"
 #include "fs/writer.h"
@@ -25,6 +26,7 @@ struct fs {
 	struct spool spool;         /* written data until the bucket holds it */
 	struct uploader uploader;   /* streams chunks of files being written */
 	struct writer_env wenv;     /* what every writer shares */
+	struct publisher publisher; /* publishes long-open files every publish_interval */
 	char *tmp_prefix;           /* temporary objects: PREFIX.gcsmount-tmp/ */
 	struct inode_table inodes;
 	struct timespec started;    /* shown as the mtime of directories without one */

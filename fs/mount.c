@@ -275,8 +275,9 @@ static int shutdown_uploads(struct mount_ctx *m, struct shutdown *sd)
 static void recover_one(void *arg, const char *id, struct spool_state *st, int fd)
 {
 	struct mount_ctx *m = arg;
-	if (!st->closing) {
-		/* Never closed or fsynced: the program had not finished it. */
+	if (!st->closing && m->opts->publish_interval <= 0) {
+		/* Never closed or fsynced, and not published while open: the
+		 * program had not finished it, so it must not look finished. */
 		log_warn("%s: %s/%s.data holds what was written before the mount stopped, but the "
 			 "file was never closed; not publishing it", st->object, m->fs.spool.dir, id);
 		close(fd);
@@ -335,6 +336,7 @@ int mount_run(struct mount_ctx *m)
 	/* Threads start after daemonizing: fork keeps only the calling thread. */
 	if (uploader_start(&m->fs.uploader, UPLOAD_THREADS, o->write_buffer) < 0)
 		goto out_unmount;
+	publisher_start(&m->fs.publisher, &m->fs, o->publish_interval);
 	struct shutdown sd = {.m = m, .lock = PTHREAD_MUTEX_INITIALIZER,
 			      .cv = PTHREAD_COND_INITIALIZER};
 	sd.recovering = pthread_create(&sd.recovery, NULL, recover_thread, m) == 0;
@@ -350,6 +352,7 @@ int mount_run(struct mount_ctx *m)
 		log_info("signal %d: stopping", rc);
 	/* Unmounted (or signalled): no new writes; upload what is pending. */
 	fuse_session_unmount(se);
+	publisher_stop(&m->fs.publisher);
 	log_info("unmounted; finishing uploads (at most %gs)", o->shutdown_timeout);
 	if (shutdown_uploads(m, &sd))
 		status = 3;

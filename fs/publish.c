@@ -24,6 +24,9 @@
 #define SINGLE_REQUEST_MAX (4u << 20)
 /* GCS caps a composite at 1,024 components; past this, upload whole. */
 #define COMPONENT_CAP 1000
+/* Staged (randomly written) files up to this size are published whole at
+ * the publish interval; larger ones wait for close or fsync. */
+#define STAGED_PUBLISH_MAX (64u << 20)
 
 void gcs_error_set_local(struct gcs_error *e, int err, const char *fmt, ...)
 {
@@ -169,76 +172,96 @@ void writer_stream(struct writer *w)
 	pthread_mutex_unlock(&w->lock);
 }
 
-/* Upload the tail to target (a new object or the temporary), lock held. */
-static int finish_tail(struct writer *w, const char *target, int64_t ifgen,
-		       const struct gcs_write_opts *opts_in, struct gcs_object *out,
-		       struct gcs_error *e)
+/*
+ * A tail upload taken out of the writer, so that it can go on without the
+ * writer's lock while the program keeps writing past `end`. w->busy keeps
+ * the uploader and other publishers away meanwhile.
+ */
+struct tail {
+	char *session;
+	char *target;          /* the object the session writes */
+	uint64_t base;         /* file offset where the tail starts */
+	uint64_t end;          /* file offset where this upload ends it */
+	uint64_t sent;
+	uint32_t crc;
+};
+
+static void tail_take(struct writer *w, struct tail *t, uint64_t end)
 {
-	uint64_t total = writer_size(w) - w->base_size;
+	t->session = w->session;
+	t->target = w->session_object;
+	w->session = w->session_object = NULL;
+	t->base = w->base_size;
+	t->end = end;
+	t->sent = w->sent;
+	t->crc = w->sent_crc;
+}
+
+static void tail_clear(struct tail *t)
+{
+	free(t->session);
+	free(t->target);
+	memset(t, 0, sizeof(*t));
+}
+
+/*
+ * Finish the tail as object t->target (named here when there is no session
+ * yet). Needs no lock: reads the spool below t->end, which writers do not
+ * touch in tail mode. *confirmed gets the bytes the server newly holds.
+ */
+static int tail_finish(struct writer *w, struct tail *t, int64_t ifgen,
+		       const struct gcs_write_opts *opts_in, struct gcs_object *out,
+		       uint64_t *confirmed, struct gcs_error *e)
+{
+	uint64_t total = t->end - t->base;
+	uint64_t before = t->sent;
 	struct gcs_write_opts opts = *opts_in;
 	opts.if_generation_match = ifgen;
-	if (!w->session && total <= SINGLE_REQUEST_MAX) {
+	*confirmed = 0;
+	if (!t->session && total <= SINGLE_REQUEST_MAX) {
 		char *data = xmalloc(total ? total : 1);
-		int rc = read_spool(w, data, total, w->base_size, e);
+		int rc = read_spool(w, data, total, t->base, e);
 		if (rc == 0)
-			rc = gcs_object_insert(w->env->gcs, target, data, total, &opts, out, e);
+			rc = gcs_object_insert(w->env->gcs, t->target, data, total, &opts, out, e);
 		free(data);
+		if (rc == 0)
+			*confirmed = total - before;
 		return rc;
 	}
-	if (!w->session) {
-		char *session = NULL;
-		int rc = gcs_upload_start(w->env->gcs, target, &opts, &session, e);
+	if (!t->session) {
+		int rc = gcs_upload_start(w->env->gcs, t->target, &opts, &t->session, e);
 		if (rc < 0)
 			return rc;
-		w->session = session;
-		w->session_object = xstrdup(target);
-		writer_save(w);
 	}
 	int done = 0;
 	while (!done) {
-		uint64_t left = total - w->sent;
+		uint64_t left = total - t->sent;
 		uint64_t len = left < w->env->chunk_size ? left : w->env->chunk_size;
 		int final = len == left;
-		uint64_t persisted = w->sent;
-		uint32_t crc = w->sent_crc;
-		int rc = send_piece(w, w->session, w->base_size, w->sent, (size_t)len, final, total,
-				    &crc, &persisted, &done, out, e);
+		uint64_t persisted = t->sent;
+		int rc = send_piece(w, t->session, t->base, t->sent, (size_t)len, final, total,
+				    &t->crc, &persisted, &done, out, e);
 		if (rc < 0)
 			return rc;
 		if (!done && final) {
 			gcs_error_set_local(e, -EIO, "upload %s: the server did not complete the object",
-					    target);
+					    t->target);
 			return -EIO;
 		}
-		if (persisted > w->sent) {
-			writer_pending_sub(w, persisted - w->sent);
-			w->sent = persisted;
-			w->sent_crc = crc;
-		}
+		t->sent = done ? total : persisted;
+		*confirmed = t->sent - before;
 	}
 	return 0;
 }
 
-/* The whole file (staged mode), lock held. */
-static int upload_whole(struct writer *w, const struct gcs_write_opts *opts,
+static int compose_tail(struct writer *w, const char *object, int64_t base_gen,
+			const char *tmp, int64_t tmp_gen, const struct gcs_write_opts *opts,
 			struct gcs_object *out, struct gcs_error *e)
 {
-	/* Publishing a staged file is a tail upload of everything. */
-	uint64_t saved = w->base_size;
-	w->base_size = 0;
-	int rc = finish_tail(w, w->object, w->base_gen, opts, out, e);
-	w->base_size = saved;
-	return rc;
-}
-
-static int compose_tail(struct writer *w, const char *tmp, int64_t tmp_gen,
-			const struct gcs_write_opts *opts, struct gcs_object *out,
-			struct gcs_error *e)
-{
-	struct gcs_compose_src srcs[2] = {{w->object, w->base_gen}, {tmp, tmp_gen}};
+	struct gcs_compose_src srcs[2] = {{object, base_gen}, {tmp, tmp_gen}};
 	struct gcs_write_opts o = *opts;
-	o.if_generation_match = w->base_gen;
-	int rc = gcs_object_compose(w->env->gcs, w->object, srcs, 2, &o, out, e);
+	o.if_generation_match = base_gen;
+	int rc = gcs_object_compose(w->env->gcs, object, srcs, 2, &o, out, e);
 	struct gcs_error de;
 	if (gcs_object_delete(w->env->gcs, tmp, GCS_ANY_GENERATION, &de) < 0 && de.err != -ENOENT)
 		log_error("could not delete temporary object %s: %s", tmp, de.msg);
@@ -254,7 +277,78 @@ static void drop_session(struct writer *w)
 	w->sent_crc = 0;
 }
 
-static int publish_locked(struct writer *w, struct gcs_object *out, struct gcs_error *e)
+/*
+ * Publish the tail [base_size, end) with the lock released for the network
+ * part (lock held on entry and exit, w->busy set by the caller).
+ */
+static int publish_tail(struct writer *w, uint64_t end, const struct gcs_write_opts *opts,
+			struct gcs_object *out, struct gcs_error *e)
+{
+	struct tail t;
+	tail_take(w, &t, end);
+	char *object = xstrdup(w->object);
+	int64_t base_gen = w->base_gen;
+	int appending = t.base > 0;
+	if (!t.target) {
+		struct buf target = BUF_INIT;
+		int64_t unused;
+		tail_target(w, &target, &unused);
+		t.target = buf_detach(&target);
+	}
+	pthread_mutex_unlock(&w->lock);
+	uint64_t confirmed = 0;
+	int rc;
+	if (!appending) {
+		rc = tail_finish(w, &t, base_gen, opts, out, &confirmed, e);
+	} else {
+		struct gcs_object tobj = {0};
+		rc = tail_finish(w, &t, 0, opts, &tobj, &confirmed, e);
+		if (rc == 0)
+			rc = compose_tail(w, object, base_gen, t.target, tobj.generation, opts, out, e);
+		else if (t.session)
+			gcs_upload_cancel(w->env->gcs, t.session);
+		gcs_object_clear(&tobj);
+	}
+	pthread_mutex_lock(&w->lock);
+	writer_pending_sub(w, confirmed);
+	if (rc < 0 && !appending && t.session) {
+		/* Keep the session: a retry of this publish goes on from where it is. */
+		w->session = t.session;
+		w->session_object = t.target;
+		w->sent = t.sent;
+		w->sent_crc = t.crc;
+		t.session = t.target = NULL;
+	} else {
+		/* Done, or an append whose temporary is gone: a retry starts the tail afresh. */
+		w->sent = 0;
+		w->sent_crc = 0;
+	}
+	tail_clear(&t);
+	free(object);
+	return rc;
+}
+
+/* Publish the whole file (staged mode), lock held throughout: random writes
+ * may change any byte, so they wait until the upload has read them. */
+static int publish_whole(struct writer *w, uint64_t end, const struct gcs_write_opts *opts,
+			 struct gcs_object *out, struct gcs_error *e)
+{
+	struct tail t = {.base = 0, .end = end, .target = xstrdup(w->object)};
+	uint64_t confirmed;
+	int rc = tail_finish(w, &t, w->base_gen, opts, out, &confirmed, e);
+	if (t.session && rc < 0)
+		gcs_upload_cancel(w->env->gcs, t.session);
+	tail_clear(&t);
+	return rc;
+}
+
+/*
+ * The one publishing routine, lock held on entry and exit. closing: a close
+ * or fsync, which journals first (so a crash means "finish this") and
+ * waits for the uploader; otherwise a background publish, which skips a
+ * writer that is busy.
+ */
+static int publish(struct writer *w, int closing, struct gcs_object *out, struct gcs_error *e)
 {
 	if (w->failed) {
 		gcs_error_set_local(e, w->failed, "%s: an earlier write failed (%s); not publishing "
@@ -263,13 +357,16 @@ static int publish_locked(struct writer *w, struct gcs_object *out, struct gcs_e
 	}
 	if (!w->dirty || w->unlinked)
 		return 0;
-	/* Journal first: from here a crash means "finish this", and streaming stops. */
-	if (!w->closing) {
+	if (closing && !w->closing) {
 		w->closing = 1;
 		writer_save(w);
 	}
+	if (!closing && w->busy)
+		return -EAGAIN;
 	while (w->busy)
 		pthread_cond_wait(&w->idle, &w->lock);
+	if (!w->dirty || w->unlinked)
+		return 0;
 	struct timespec now;
 	clock_gettime(CLOCK_REALTIME, &now);
 	struct gcs_write_opts opts = {
@@ -282,39 +379,28 @@ static int publish_locked(struct writer *w, struct gcs_object *out, struct gcs_e
 			 w->base_components);
 		rc = writer_go_staged(w, e);
 	}
-	uint64_t size = writer_size(w);
+	/* Where this version ends: writes are whole under the lock, so never torn. */
+	uint64_t end = writer_size(w);
+	w->busy = 1;
 	if (rc < 0) {
 		/* e says why */
 	} else if (w->mode == WRITER_STAGED) {
-		rc = upload_whole(w, &opts, out, e);
-	} else if (w->base_size == 0) {
-		rc = finish_tail(w, w->object, w->base_gen, &opts, out, e);
-	} else if (size == w->base_size) {
+		rc = publish_whole(w, end, &opts, out, e);
+	} else if (w->base_size > 0 && end == w->base_size) {
 		/* Nothing appended: only metadata (mtime) to record. */
 		rc = gcs_object_set_mtime(w->env->gcs, w->object, opts.mtime, out, e);
 	} else {
-		struct buf tmp = BUF_INIT;
-		if (w->session_object) {
-			buf_puts(&tmp, w->session_object);
-		} else {
-			tmp_name(w, &tmp);
-		}
-		struct gcs_object tobj = {0};
-		rc = finish_tail(w, tmp.data, 0, &opts, &tobj, e);
-		if (rc == 0)
-			rc = compose_tail(w, tmp.data, tobj.generation, &opts, out, e);
-		gcs_object_clear(&tobj);
-		buf_free(&tmp);
-		if (rc < 0)
-			drop_session(w); /* the temporary is gone; a retry starts the tail afresh */
+		rc = publish_tail(w, end, &opts, out, e);
 	}
+	w->busy = 0;
+	pthread_cond_broadcast(&w->idle);
 	if (rc == -ESTALE)
 		gcs_error_set_local(e, rc, "upload %s: the object changed in the bucket since it was "
 				    "opened here (generation precondition failed); not overwriting it",
 				    w->object);
-	if (rc == 0 && out->size != size) {
+	if (rc == 0 && out->size != end) {
 		gcs_error_set_local(e, -EIO, "upload %s: the server holds %" PRIu64 " bytes, %" PRIu64
-				    " were written", w->object, out->size, size);
+				    " were written", w->object, out->size, end);
 		rc = -EIO;
 	}
 	if (rc == 0 && w->mtime_set && (out->mtime.tv_sec != w->mtime.tv_sec ||
@@ -330,15 +416,22 @@ static int publish_locked(struct writer *w, struct gcs_object *out, struct gcs_e
 	}
 	if (rc < 0)
 		return rc;
-	/* Published: the object is the whole file; later appends are a new tail. */
+	/* Published up to end: later bytes are a new tail composed onto this. */
 	drop_session(w);
 	w->base_gen = out->generation;
-	w->base_size = size;
+	w->base_size = end;
 	w->base_components = out->component_count;
-	w->mode = WRITER_TAIL;
-	w->dirty = 0;
-	w->closing = 0;
+	if (w->mode == WRITER_STAGED) {
+		w->mode = WRITER_TAIL;
+		w->local_from = 0;
+	}
+	w->dirty = writer_size(w) != end;
+	if (closing)
+		w->closing = 0;
+	w->published = now;
 	writer_save(w);
+	if (w->dirty && writer_unsent(w) >= w->env->chunk_size)
+		uploader_kick(w->env->uploader, w);
 	return 0;
 }
 
@@ -346,9 +439,27 @@ int writer_publish(struct writer *w, struct gcs_object *out, struct gcs_error *e
 {
 	memset(out, 0, sizeof(*out));
 	pthread_mutex_lock(&w->lock);
-	int rc = publish_locked(w, out, e);
+	int rc = publish(w, 1, out, e);
 	pthread_mutex_unlock(&w->lock);
 	return rc;
+}
+
+int writer_publish_due(struct writer *w, double interval, struct gcs_object *out,
+		       struct gcs_error *e)
+{
+	memset(out, 0, sizeof(*out));
+	struct timespec now;
+	clock_gettime(CLOCK_REALTIME, &now);
+	pthread_mutex_lock(&w->lock);
+	double age = (double)(now.tv_sec - w->published.tv_sec) +
+		     (double)(now.tv_nsec - w->published.tv_nsec) / 1e9;
+	int rc = 0;
+	/* Staged files are published whole: only the small ones, at the interval. */
+	if (w->dirty && age >= interval && !w->closing &&
+	    (w->mode == WRITER_TAIL || writer_size(w) <= STAGED_PUBLISH_MAX))
+		rc = publish(w, 0, out, e);
+	pthread_mutex_unlock(&w->lock);
+	return rc == -EAGAIN ? 0 : rc;
 }
 
 int writer_recover(const struct writer_env *env, const char *id, struct spool_state *st, int fd)

@@ -71,6 +71,7 @@ static struct writer *writer_alloc(const struct writer_env *env, const char *obj
 	w->refs = 1;
 	w->fd = -1;
 	w->object = xstrdup(object);
+	clock_gettime(CLOCK_REALTIME, &w->published);
 	return w;
 }
 

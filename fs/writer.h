@@ -71,7 +71,8 @@ struct writer {
 	int busy;                    /* the uploader is sending a chunk */
 	uint64_t pending;            /* this writer's share of the uploader's budget */
 	int pressure;                /* the budget is spent: send what can be sent */
-	int closing;                 /* a publish has begun (journal) */
+	int closing;                 /* a close/fsync publish has begun (journal) */
+	struct timespec published;   /* when the object last caught up (or the open) */
 	struct timespec mtime;
 	int mtime_set;
 	int unlinked;
@@ -108,6 +109,15 @@ int writer_is_dirty(struct writer *w);
 /* Make the object hold every byte written so far. out->name is NULL when
  * there was nothing to do. */
 int writer_publish(struct writer *w, struct gcs_object *out, struct gcs_error *e);
+
+/*
+ * Background publishing of a file held open: when it changed and its last
+ * publish is interval seconds old, publish what was written so far without
+ * making the writer wait (tail mode), or whole when it is a small staged
+ * file. Skips a writer that is busy.
+ */
+int writer_publish_due(struct writer *w, double interval, struct gcs_object *out,
+		       struct gcs_error *e);
 
 /* Uploader side: send the tail's full chunks (or smaller under pressure). */
 void writer_stream(struct writer *w);

@@ -1,0 +1,102 @@
+/*
+ * publisher: periodic publishing of long-open files. See publisher.h.
+ */
+#include "fs/publisher.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/buf.h"
+#include "common/log.h"
+#include "fs/fs.h"
+
+/* Writers open now, each with a reference. */
+static struct writer **open_writers(struct fs *fs, size_t *n)
+{
+	struct inode_table *t = &fs->inodes;
+	struct writer **out = NULL;
+	size_t cap = 0;
+	*n = 0;
+	pthread_mutex_lock(&t->lock);
+	for (size_t b = 0; b < t->nbuckets; b++)
+		for (struct inode *i = t->by_ino[b]; i; i = i->next_ino) {
+			if (!i->writer)
+				continue;
+			if (*n == cap) {
+				cap = cap ? cap * 2 : 16;
+				out = xrealloc(out, cap * sizeof(*out));
+			}
+			writer_ref(i->writer);
+			out[(*n)++] = i->writer;
+		}
+	pthread_mutex_unlock(&t->lock);
+	return out;
+}
+
+static void *run(void *arg)
+{
+	struct publisher *p = arg;
+	/* Look often enough that a file is published close to its interval. */
+	double tick = p->interval / 4 < 1 ? p->interval / 4 : 1;
+	pthread_mutex_lock(&p->lock);
+	while (!p->stop) {
+		struct timespec until;
+		clock_gettime(CLOCK_REALTIME, &until);
+		long ns = until.tv_nsec + (long)(tick * 1e9);
+		until.tv_sec += ns / 1000000000L;
+		until.tv_nsec = ns % 1000000000L;
+		pthread_cond_timedwait(&p->wake, &p->lock, &until);
+		if (p->stop)
+			break;
+		pthread_mutex_unlock(&p->lock);
+		size_t n;
+		struct writer **ws = open_writers(p->fs, &n);
+		for (size_t k = 0; k < n; k++) {
+			struct gcs_object obj;
+			struct gcs_error e = {0};
+			if (writer_publish_due(ws[k], p->interval, &obj, &e) < 0)
+				log_error("publish: %s", e.msg);
+			else if (obj.name)
+				log_debug("published %s at %llu bytes", obj.name,
+					  (unsigned long long)obj.size);
+			gcs_object_clear(&obj);
+			writer_unref(ws[k]);
+		}
+		free(ws);
+		pthread_mutex_lock(&p->lock);
+	}
+	pthread_mutex_unlock(&p->lock);
+	return NULL;
+}
+
+int publisher_start(struct publisher *p, struct fs *fs, double interval)
+{
+	memset(p, 0, sizeof(*p));
+	p->fs = fs;
+	p->interval = interval;
+	pthread_mutex_init(&p->lock, NULL);
+	pthread_cond_init(&p->wake, NULL);
+	if (interval <= 0)
+		return 0;
+	int rc = pthread_create(&p->thread, NULL, run, p);
+	if (rc) {
+		log_error("publisher: cannot start: %s", strerror(rc));
+		return -rc;
+	}
+	p->running = 1;
+	return 0;
+}
+
+void publisher_stop(struct publisher *p)
+{
+	if (!p->running)
+		return;
+	pthread_mutex_lock(&p->lock);
+	p->stop = 1;
+	pthread_cond_signal(&p->wake);
+	pthread_mutex_unlock(&p->lock);
+	pthread_join(p->thread, NULL);
+	p->running = 0;
+}
