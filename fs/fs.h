@@ -27,6 +27,7 @@ struct fs {
 	struct uploader uploader;   /* streams chunks of files being written */
 	struct writer_env wenv;     /* what every writer shares */
 	struct publisher publisher; /* publishes long-open files every publish_interval */
+	struct prefetcher *prefetcher; /* fetches ahead of sequential readers */
 	char *tmp_prefix;           /* temporary objects: PREFIX.gcsmount-tmp/ */
 	struct inode_table inodes;
 	struct timespec started;    /* shown as the mtime of directories without one */
@@ -56,6 +57,9 @@ void fs_apply_object(struct fs *fs, struct inode *i, const struct gcs_object *o)
 
 /* 1 when nothing but the placeholder is under prefix (in GCS or pending here), 0, or -errno. */
 int fs_dir_is_empty(struct fs *fs, struct inode *dir, const char *prefix);
+
+/* Stat the object again when the inode's attributes expired. 0 or -errno. */
+int fs_refresh_attr(struct fs *fs, struct inode *i);
 
 /* Log a gcs error once and return its errno (negative). */
 int fs_gcs_fail(const char *op, const struct gcs_error *e);

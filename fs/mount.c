@@ -17,6 +17,7 @@
 #include "common/http.h"
 #include "common/log.h"
 #include "fs/fs.h"
+#include "fs/reader.h"
 #include "fs/writer.h"
 
 #define DEFAULT_ENDPOINT "https://storage.googleapis.com"
@@ -24,6 +25,9 @@
 #define CHECK_DEADLINE 5.0
 /* Files streaming at once; each has one chunk in flight. */
 #define UPLOAD_THREADS 8
+/* Ranges fetched ahead at once, all readers together, and their memory. */
+#define PREFETCH_THREADS 8
+#define READ_BUDGET(read_ahead) ((read_ahead) * 4 > (256u << 20) ? (read_ahead) * 4 : (256u << 20))
 
 struct mount_ctx {
 	const struct mount_opts *opts;
@@ -337,6 +341,7 @@ int mount_run(struct mount_ctx *m)
 	if (uploader_start(&m->fs.uploader, UPLOAD_THREADS, o->write_buffer) < 0)
 		goto out_unmount;
 	publisher_start(&m->fs.publisher, &m->fs, o->publish_interval);
+	m->fs.prefetcher = prefetcher_new(PREFETCH_THREADS, READ_BUDGET(o->read_ahead));
 	struct shutdown sd = {.m = m, .lock = PTHREAD_MUTEX_INITIALIZER,
 			      .cv = PTHREAD_COND_INITIALIZER};
 	sd.recovering = pthread_create(&sd.recovery, NULL, recover_thread, m) == 0;
@@ -356,8 +361,10 @@ int mount_run(struct mount_ctx *m)
 	log_info("unmounted; finishing uploads (at most %gs)", o->shutdown_timeout);
 	if (shutdown_uploads(m, &sd))
 		status = 3;
-	if (!m->abandoned)
+	if (!m->abandoned) {
 		uploader_stop(&m->fs.uploader);
+		prefetcher_free(m->fs.prefetcher);
+	}
 	goto out_signals;
 out_unmount:
 	fuse_session_unmount(se);

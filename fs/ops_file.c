@@ -113,7 +113,10 @@ void fs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	int writable = (fi->flags & O_ACCMODE) != O_RDONLY;
 	int trunc = writable && (fi->flags & O_TRUNC);
 	struct buf name = BUF_INIT;
-	int rc = fs_object_name(fs, i, 0, &name);
+	/* Open pins a generation: make sure it is one the bucket still has. */
+	int rc = fs_refresh_attr(fs, i);
+	if (rc == 0)
+		rc = fs_object_name(fs, i, 0, &name);
 	if (rc < 0) {
 		buf_free(&name);
 		fuse_reply_err(req, -rc);
@@ -130,7 +133,8 @@ void fs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	if (!writable) {
 		h = handle_new(i, 0);
 		if (!i->writer)
-			h->reader = reader_new(i->generation, i->size, fs->opts->read_ahead);
+			h->reader = reader_new(fs->prefetcher, fs->gcs, name.data, i->generation,
+					       i->size, fs->opts->read_ahead);
 		/* else: reads see the writer's bytes, then a reader once it is gone */
 	} else {
 		if (!i->writer) {
@@ -170,9 +174,19 @@ void fs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	struct writer *w = h->inode->writer;
 	if (w)
 		writer_ref(w); /* alive while reading, whoever closes meanwhile */
-	else if (!h->reader) /* opened while being written here; that writer is done */
-		h->reader = reader_new(h->inode->generation, h->inode->size, fs->opts->read_ahead);
 	pthread_mutex_unlock(&fs->inodes.lock);
+	if (!w && !h->reader) {
+		/* Opened while being written here; that writer is done. */
+		struct buf name = BUF_INIT;
+		rc = fs_object_name(fs, h->inode, 0, &name);
+		pthread_mutex_lock(&fs->inodes.lock);
+		if (rc == 0 && !h->reader)
+			h->reader = reader_new(fs->prefetcher, fs->gcs, name.data,
+					       h->inode->generation, h->inode->size,
+					       fs->opts->read_ahead);
+		pthread_mutex_unlock(&fs->inodes.lock);
+		buf_free(&name);
+	}
 	if (w) {
 		struct gcs_error e = {0};
 		rc = writer_read(w, data, size, off, &got, &e);
@@ -180,16 +194,16 @@ void fs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 			rc = fs_gcs_fail("read", &e);
 		writer_unref(w);
 	} else if (h->reader) {
-		struct buf name = BUF_INIT;
 		struct gcs_error e = {0};
-		rc = fs_object_name(fs, h->inode, 0, &name);
-		if (rc == 0) {
-			rc = reader_read(h->reader, fs->gcs, name.data, data, size, (uint64_t)off,
-					 &got, &e);
-			if (rc < 0)
-				rc = fs_gcs_fail("read", &e);
+		rc = reader_read(h->reader, data, size, (uint64_t)off, &got, &e);
+		if (rc < 0)
+			rc = fs_gcs_fail("read", &e);
+		if (rc == -ESTALE) {
+			/* The object changed: the next open must not pin the old one. */
+			pthread_mutex_lock(&fs->inodes.lock);
+			h->inode->attr_expires = 0;
+			pthread_mutex_unlock(&fs->inodes.lock);
 		}
-		buf_free(&name);
 	} else {
 		rc = -EBADF;
 	}

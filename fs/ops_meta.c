@@ -138,7 +138,7 @@ void fs_op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *f
 }
 
 /* Refresh a file's attributes from GCS when they expired. */
-static int refresh_attr(struct fs *fs, struct inode *i)
+int fs_refresh_attr(struct fs *fs, struct inode *i)
 {
 	pthread_mutex_lock(&fs->inodes.lock);
 	int fresh = i->kind == INODE_DIR || i->writer || i->attr_expires > inode_now();
@@ -180,7 +180,7 @@ void fs_op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fuse_reply_err(req, ENOENT);
 		return;
 	}
-	int rc = refresh_attr(fs, i);
+	int rc = fs_refresh_attr(fs, i);
 	if (rc < 0) {
 		fuse_reply_err(req, -rc);
 		return;
@@ -195,7 +195,7 @@ static int truncate_closed(struct fs *fs, struct inode *i, uint64_t size)
 	struct gcs_error e = {0};
 	struct writer *w = NULL;
 	struct gcs_object obj = {0};
-	int rc = refresh_attr(fs, i);
+	int rc = fs_refresh_attr(fs, i);
 	if (rc == 0)
 		rc = fs_object_name(fs, i, 0, &name);
 	if (rc == 0)

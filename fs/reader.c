@@ -1,21 +1,135 @@
 /*
- * reader: windowed ranged reads. See reader.h.
+ * reader: windowed, prefetched ranged reads. See reader.h.
  */
 #include "fs/reader.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/buf.h"
+#include "common/log.h"
 
 #define FIRST_WINDOW (1u << 20)
 #define MIN_FETCH (128u << 10)
+#define SEG_MAX (8u << 20)
 
-struct reader *reader_new(int64_t generation, uint64_t size, size_t max_window)
+enum { SEG_FREE, SEG_LOADING, SEG_READY, SEG_FAILED };
+
+struct job {
+	struct reader *r;
+	struct segment *s;
+	struct job *next;
+};
+
+struct prefetcher {
+	pthread_mutex_t lock;       /* guards the queue, used, stop */
+	pthread_cond_t work;
+	struct job *head, *tail;
+	pthread_t *threads;
+	int nthreads;
+	int stop;
+	uint64_t used;              /* bytes of segment buffers, all readers */
+	uint64_t budget;
+};
+
+static void *prefetch_worker(void *arg)
+{
+	struct prefetcher *pf = arg;
+	pthread_mutex_lock(&pf->lock);
+	for (;;) {
+		while (!pf->head && !pf->stop)
+			pthread_cond_wait(&pf->work, &pf->lock);
+		struct job *j = pf->head;
+		if (!j)
+			break;
+		pf->head = j->next;
+		if (!pf->head)
+			pf->tail = NULL;
+		pthread_mutex_unlock(&pf->lock);
+		struct reader *r = j->r;
+		struct segment *s = j->s;
+		size_t got = 0;
+		struct gcs_error e = {0};
+		int rc = gcs_object_read(r->gcs, r->object, r->generation, s->off, s->buf, s->len,
+					 &got, &e);
+		pthread_mutex_lock(&r->lock);
+		s->got = got;
+		if (rc < 0) {
+			s->state = SEG_FAILED;
+			s->err = e;
+		} else {
+			s->state = SEG_READY;
+		}
+		r->loading--;
+		pthread_cond_broadcast(&r->changed);
+		pthread_mutex_unlock(&r->lock);
+		free(j);
+		pthread_mutex_lock(&pf->lock);
+	}
+	pthread_mutex_unlock(&pf->lock);
+	return NULL;
+}
+
+struct prefetcher *prefetcher_new(int threads, uint64_t budget)
+{
+	struct prefetcher *pf = xcalloc(1, sizeof(*pf));
+	pthread_mutex_init(&pf->lock, NULL);
+	pthread_cond_init(&pf->work, NULL);
+	pf->budget = budget;
+	pf->threads = xcalloc((size_t)threads, sizeof(*pf->threads));
+	for (int i = 0; i < threads; i++) {
+		if (pthread_create(&pf->threads[i], NULL, prefetch_worker, pf) != 0)
+			break;
+		pf->nthreads++;
+	}
+	if (pf->nthreads < threads)
+		log_warn("prefetch: started %d of %d threads", pf->nthreads, threads);
+	return pf;
+}
+
+void prefetcher_free(struct prefetcher *pf)
+{
+	if (!pf)
+		return;
+	pthread_mutex_lock(&pf->lock);
+	pf->stop = 1;
+	pthread_cond_broadcast(&pf->work);
+	pthread_mutex_unlock(&pf->lock);
+	for (int i = 0; i < pf->nthreads; i++)
+		pthread_join(pf->threads[i], NULL);
+	free(pf->threads);
+	free(pf);
+}
+
+/* Take len bytes of the budget; 0 when it is spent. */
+static int budget_take(struct prefetcher *pf, size_t len)
+{
+	pthread_mutex_lock(&pf->lock);
+	int ok = pf->used + len <= pf->budget;
+	if (ok)
+		pf->used += len;
+	pthread_mutex_unlock(&pf->lock);
+	return ok;
+}
+
+static void budget_give(struct prefetcher *pf, size_t len)
+{
+	pthread_mutex_lock(&pf->lock);
+	pf->used = len > pf->used ? 0 : pf->used - len;
+	pthread_mutex_unlock(&pf->lock);
+}
+
+struct reader *reader_new(struct prefetcher *pf, struct gcs_client *gcs, const char *object,
+			  int64_t generation, uint64_t size, size_t max_window)
 {
 	struct reader *r = xcalloc(1, sizeof(*r));
 	pthread_mutex_init(&r->lock, NULL);
+	pthread_cond_init(&r->changed, NULL);
+	r->pf = pf;
+	r->gcs = gcs;
+	r->object = xstrdup(object);
 	r->generation = generation;
 	r->size = size;
 	r->max_window = max_window < MIN_FETCH ? MIN_FETCH : max_window;
@@ -23,27 +137,107 @@ struct reader *reader_new(int64_t generation, uint64_t size, size_t max_window)
 	return r;
 }
 
+static void seg_release(struct reader *r, struct segment *s)
+{
+	if (s->buf) {
+		free(s->buf);
+		budget_give(r->pf, s->len);
+	}
+	memset(s, 0, sizeof(*s));
+}
+
 void reader_free(struct reader *r)
 {
 	if (!r)
 		return;
-	free(r->buf);
+	pthread_mutex_lock(&r->lock);
+	while (r->loading)
+		pthread_cond_wait(&r->changed, &r->lock);
+	for (int k = 0; k < READER_SEGMENTS; k++)
+		seg_release(r, &r->seg[k]);
+	pthread_mutex_unlock(&r->lock);
 	pthread_mutex_destroy(&r->lock);
+	pthread_cond_destroy(&r->changed);
+	free(r->object);
 	free(r);
 }
 
-static size_t copy_out(struct reader *r, void *dst, size_t len, uint64_t off)
+static struct segment *seg_covering(struct reader *r, uint64_t off)
 {
-	if (off < r->buf_off || off >= r->buf_off + r->buf_len)
-		return 0;
-	size_t at = (size_t)(off - r->buf_off);
-	size_t n = r->buf_len - at < len ? r->buf_len - at : len;
-	memcpy(dst, r->buf + at, n);
-	return n;
+	for (int k = 0; k < READER_SEGMENTS; k++) {
+		struct segment *s = &r->seg[k];
+		if (s->state != SEG_FREE && off >= s->off && off < s->off + s->len)
+			return s;
+	}
+	return NULL;
 }
 
-int reader_read(struct reader *r, struct gcs_client *gcs, const char *object, void *dst,
-		size_t len, uint64_t off, size_t *got, struct gcs_error *e)
+/* A free slot, evicting the finished segment farthest from `near` if need be. */
+static struct segment *seg_free_slot(struct reader *r, uint64_t near)
+{
+	struct segment *victim = NULL;
+	uint64_t worst = 0;
+	for (int k = 0; k < READER_SEGMENTS; k++) {
+		struct segment *s = &r->seg[k];
+		if (s->state == SEG_FREE)
+			return s;
+		if (s->state == SEG_LOADING)
+			continue;
+		uint64_t d = s->off > near ? s->off - near : near - s->off;
+		if (!victim || d > worst) {
+			victim = s;
+			worst = d;
+		}
+	}
+	if (victim)
+		seg_release(r, victim);
+	return victim;
+}
+
+/* Drop segments wholly behind off: a sequential reader will not need them. */
+static void seg_drop_behind(struct reader *r, uint64_t off)
+{
+	for (int k = 0; k < READER_SEGMENTS; k++) {
+		struct segment *s = &r->seg[k];
+		if ((s->state == SEG_READY || s->state == SEG_FAILED) && s->off + s->len <= off)
+			seg_release(r, s);
+	}
+}
+
+/* Queue fetches of [r->ahead, until) in segments, as slots and budget allow. */
+static void prefetch_to(struct reader *r, uint64_t until)
+{
+	if (until > r->size)
+		until = r->size;
+	while (r->ahead < until) {
+		size_t len = until - r->ahead < SEG_MAX ? (size_t)(until - r->ahead) : SEG_MAX;
+		struct segment *s = seg_free_slot(r, r->ahead);
+		if (!s || !budget_take(r->pf, len))
+			return;
+		s->off = r->ahead;
+		s->len = len;
+		s->got = 0;
+		s->buf = xmalloc(len);
+		s->state = SEG_LOADING;
+		r->loading++;
+		r->ahead += len;
+		struct job *j = xcalloc(1, sizeof(*j));
+		j->r = r;
+		j->s = s;
+		struct prefetcher *pf = r->pf;
+		pthread_mutex_lock(&pf->lock);
+		if (pf->tail)
+			pf->tail->next = j;
+		else
+			pf->head = j;
+		pf->tail = j;
+		pthread_cond_signal(&pf->work);
+		pthread_mutex_unlock(&pf->lock);
+	}
+}
+
+int reader_read(struct reader *r, void *dst, size_t len, uint64_t off, size_t *got,
+		struct gcs_error *e)
 {
 	*got = 0;
 	if (off >= r->size || len == 0)
@@ -52,45 +246,92 @@ int reader_read(struct reader *r, struct gcs_client *gcs, const char *object, vo
 		len = (size_t)(r->size - off);
 	pthread_mutex_lock(&r->lock);
 	int rc = 0;
-	int sequential = off == r->next_off;
-	while (*got < len) {
-		size_t n = copy_out(r, (char *)dst + *got, len - *got, off + *got);
-		if (n) {
+	/* The kernel sends readahead requests concurrently, a little out of
+	 * order: near the expected offset still counts as sequential. */
+	uint64_t slack = 2u << 20;
+	int sequential = off + slack >= r->next_off && off <= r->next_off + slack;
+	if (!sequential) {
+		/* A seek: the window starts again; what is fetched stays until evicted. */
+		r->window = FIRST_WINDOW;
+		r->ahead = off;
+	} else if (off > slack) {
+		seg_drop_behind(r, off - slack);
+	}
+	while (*got < len && rc == 0) {
+		uint64_t at = off + *got;
+		struct segment *s = seg_covering(r, at);
+		if (s && s->state == SEG_LOADING) {
+			pthread_cond_wait(&r->changed, &r->lock);
+			continue;
+		}
+		if (s && s->state == SEG_READY && at < s->off + s->got) {
+			size_t from = (size_t)(at - s->off);
+			size_t n = s->got - from < len - *got ? s->got - from : len - *got;
+			memcpy((char *)dst + *got, s->buf + from, n);
 			*got += n;
 			continue;
 		}
-		uint64_t at = off + *got;
-		size_t want;
-		if (sequential) {
-			want = r->window;
-			if (r->window < r->max_window)
-				r->window = r->window * 2 > r->max_window ? r->max_window : r->window * 2;
-		} else {
-			r->window = FIRST_WINDOW;
-			want = len - *got < MIN_FETCH ? MIN_FETCH : len - *got;
+		if (s && s->state == SEG_FAILED) {
+			*e = s->err;
+			rc = s->err.err ? s->err.err : -EIO;
+			seg_release(r, s);
+			break;
 		}
-		if (want < len - *got)
-			want = len - *got;
+		if (s) {
+			/* READY but short: the object ends inside it. */
+			break;
+		}
+		if (sequential) {
+			if (r->ahead < at)
+				r->ahead = at;
+			prefetch_to(r, at + r->window);
+			if (seg_covering(r, at))
+				continue;
+		}
+		/* Nothing covers it and nothing can be fetched ahead: fetch it now. */
+		size_t want = len - *got < MIN_FETCH ? MIN_FETCH : len - *got;
 		if (want > r->size - at)
 			want = (size_t)(r->size - at);
-		if (want > r->buf_cap) {
-			free(r->buf);
-			r->buf = xmalloc(want);
-			r->buf_cap = want;
+		char *buf = xmalloc(want);
+		size_t n = 0;
+		pthread_mutex_unlock(&r->lock);
+		rc = gcs_object_read(r->gcs, r->object, r->generation, at, buf, want, &n, e);
+		pthread_mutex_lock(&r->lock);
+		if (rc == 0) {
+			size_t use = n < len - *got ? n : len - *got;
+			memcpy((char *)dst + *got, buf, use);
+			*got += use;
+			/* Keep the rest for the next small read nearby. */
+			struct segment *keep = seg_free_slot(r, at);
+			if (keep && n > use && budget_take(r->pf, want)) {
+				keep->off = at;
+				keep->len = want;
+				keep->got = n;
+				keep->buf = buf;
+				keep->state = SEG_READY;
+				buf = NULL;
+			}
+			if (n < want && use == n)
+				rc = 0, len = *got; /* the object ends here */
 		}
-		r->buf_len = 0;
-		size_t fetched = 0;
-		rc = gcs_object_read(gcs, object, r->generation, at, r->buf, want, &fetched, e);
-		if (rc == -ENOENT)
-			rc = -ESTALE; /* the generation we pinned is gone: replaced or deleted */
-		if (rc < 0)
-			break;
-		r->buf_off = at;
-		r->buf_len = fetched;
-		if (fetched == 0)
+		free(buf);
+		if (rc == 0 && n == 0)
 			break;
 	}
-	r->next_off = off + *got;
+	if (rc == -ENOENT) {
+		rc = -ESTALE; /* the generation we pinned is gone: replaced or deleted */
+		snprintf(e->msg, sizeof(e->msg), "read %s: the object was replaced or deleted "
+			 "since it was opened", r->object);
+		e->err = rc;
+	}
+	if (sequential && *got) {
+		/* Keep the window ahead of the reader, growing while it reads on. */
+		if (r->window < r->max_window)
+			r->window = r->window * 2 > r->max_window ? r->max_window : r->window * 2;
+		prefetch_to(r, off + *got + r->window);
+	}
+	if (off + *got > r->next_off || !sequential)
+		r->next_off = off + *got;
 	pthread_mutex_unlock(&r->lock);
 	return rc;
 }

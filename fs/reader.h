@@ -1,12 +1,18 @@
 /*
  * reader: reads of one open file, served by ranged GETs pinned to the
  * generation seen at open, so a file replaced underneath gives the old
- * bytes or an error, never a mix.
+ * bytes or an error (ESTALE), never a mix.
  *
- * Sequential reads are detected and fetched ahead in a window that starts
- * at 1 MiB and doubles up to read_ahead; a seek resets it. Random reads
- * fetch what is asked, rounded up to 128 KiB. The window is one buffer per
- * open file; r->lock guards it.
+ * Sequential reading is detected and fetched ahead: the window starts at
+ * 1 MiB and doubles up to read_ahead, cut into segments of at most 8 MiB
+ * that prefetch threads fetch at once, each on its own kept-alive
+ * connection. A seek resets the window; a random read fetches what is
+ * asked, rounded up to 128 KiB. Prefetch memory across all readers is
+ * capped by a global budget: past it, nothing more is fetched ahead and
+ * reads fetch just what they need.
+ *
+ * r->lock guards the segments and the window; a prefetch thread takes it
+ * only to publish a finished segment.
  */
 #ifndef GCSMOUNT_READER_H
 #define GCSMOUNT_READER_H
@@ -17,23 +23,45 @@
 
 #include "gcs/gcs.h"
 
-struct reader {
-	pthread_mutex_t lock;
-	int64_t generation;
-	uint64_t size;          /* object size at open */
+#define READER_SEGMENTS 10
+
+struct prefetcher;
+
+struct segment {
+	uint64_t off;
+	size_t len;                 /* asked for */
+	size_t got;                 /* arrived (short at the end of the object) */
 	char *buf;
-	size_t buf_cap;
-	uint64_t buf_off;       /* object offset of buf[0] */
-	size_t buf_len;
-	uint64_t next_off;      /* where a sequential reader reads next */
-	size_t window;
-	size_t max_window;
+	int state;                  /* SEG_FREE, SEG_LOADING, SEG_READY, SEG_FAILED */
+	struct gcs_error err;
 };
 
-struct reader *reader_new(int64_t generation, uint64_t size, size_t max_window);
+struct reader {
+	pthread_mutex_t lock;
+	pthread_cond_t changed;     /* a segment finished */
+	struct prefetcher *pf;
+	struct gcs_client *gcs;
+	char *object;               /* the name at open (prefetch uses it) */
+	int64_t generation;
+	uint64_t size;              /* object size at open */
+	struct segment seg[READER_SEGMENTS];
+	uint64_t next_off;          /* where a sequential reader reads next */
+	uint64_t ahead;             /* end of what is fetched or being fetched */
+	size_t window;
+	size_t max_window;
+	int loading;                /* segments in flight */
+};
+
+/* The shared prefetch threads and the global budget of their buffers. */
+struct prefetcher *prefetcher_new(int threads, uint64_t budget);
+void prefetcher_free(struct prefetcher *pf);
+
+struct reader *reader_new(struct prefetcher *pf, struct gcs_client *gcs, const char *object,
+			  int64_t generation, uint64_t size, size_t max_window);
+/* Waits for its segments in flight. */
 void reader_free(struct reader *r);
 /* Read up to len bytes at off; *got short only at the end of the object. */
-int reader_read(struct reader *r, struct gcs_client *gcs, const char *object, void *dst,
-		size_t len, uint64_t off, size_t *got, struct gcs_error *e);
+int reader_read(struct reader *r, void *dst, size_t len, uint64_t off, size_t *got,
+		struct gcs_error *e);
 
 #endif

@@ -1,0 +1,133 @@
+"""The read path: ranged GETs pinned to a generation, prefetch, caches."""
+
+import errno
+import os
+import random
+import threading
+import time
+
+import pytest
+
+
+@pytest.fixture
+def big(bucket):
+    data = os.urandom(20 << 20)
+    bucket.put("run/big.bin", data)
+    return data
+
+
+def test_random_offsets_byte_exact(bucket, mount_factory, big):
+    m = mount_factory(bucket, "run")
+    rnd = random.Random(7)
+    fd = os.open(m.p("big.bin"), os.O_RDONLY)
+    try:
+        for _ in range(300):
+            off = rnd.randrange(0, len(big) + 1000)
+            n = rnd.choice([1, 4096, 10_000, 131_072, 1 << 20, 3 << 20])
+            assert os.pread(fd, n, off) == big[off:off + n], (off, n)
+    finally:
+        os.close(fd)
+
+
+def test_sequential_reads_across_prefetch_boundaries(bucket, mount_factory, big):
+    m = mount_factory(bucket, "run", opts=["read_ahead=16M"])
+    for size in (999_999, 4096, 1 << 20, 7_777_777):
+        out = bytearray()
+        with open(m.p("big.bin"), "rb", buffering=0) as f:
+            while True:
+                chunk = f.read(size)
+                if not chunk:
+                    break
+                out += chunk
+        assert bytes(out) == big, size
+
+
+def test_read_past_eof(bucket, mount_factory):
+    bucket.put("run/small", b"0123456789")
+    m = mount_factory(bucket, "run")
+    fd = os.open(m.p("small"), os.O_RDONLY)
+    try:
+        assert os.pread(fd, 100, 5) == b"56789"
+        assert os.pread(fd, 100, 10) == b""
+        assert os.pread(fd, 100, 1 << 30) == b""
+    finally:
+        os.close(fd)
+    bucket.put("run/empty", b"")
+    with open(m.p("empty"), "rb") as f:
+        assert f.read() == b""
+
+
+def test_object_replaced_during_read_is_old_bytes_or_error(bucket, mount_factory, big):
+    m = mount_factory(bucket, "run", opts=["read_ahead=2M"])
+    f = open(m.p("big.bin"), "rb", buffering=0)
+    head = f.read(1 << 20)
+    assert head == big[:1 << 20]
+    new = os.urandom(len(big))
+    bucket.put("run/big.bin", new)
+    got = bytearray(head)
+    try:
+        while True:
+            chunk = f.read(1 << 20)
+            if not chunk:
+                break
+            got += chunk
+    except OSError as e:
+        assert e.errno == errno.ESTALE
+    f.close()
+    assert bytes(got) == big[:len(got)]     # never a mix with the new generation
+    with open(m.p("big.bin"), "rb") as g:   # a new open sees the new object
+        time.sleep(0)
+        data = g.read()
+    assert data in (big, new)
+
+
+def test_stat_cache_expires_and_our_writes_invalidate(bucket, mount_factory):
+    bucket.put("run/s", b"1")
+    m = mount_factory(bucket, "run", opts=["stat_ttl=1", "type_ttl=1", "negative_ttl=1"])
+    assert os.stat(m.p("s")).st_size == 1
+    bucket.put("run/s", b"22")
+    time.sleep(1.5)
+    assert os.stat(m.p("s")).st_size == 2             # expired, fetched again
+    with open(m.p("s"), "ab") as f:
+        f.write(b"333")
+    assert os.stat(m.p("s")).st_size == 5             # our write, seen at once
+    assert not os.path.exists(m.p("later"))
+    bucket.put("run/later", b"x")
+    time.sleep(1.5)
+    assert os.path.exists(m.p("later"))              # negative entry expired
+
+
+def test_many_readers_within_budget(bucket, mount_factory):
+    datas = [os.urandom(6 << 20) for _ in range(8)]
+    for i, d in enumerate(datas):
+        bucket.put("run/r%d" % i, d)
+    m = mount_factory(bucket, "run")
+    errors = []
+
+    def read(i):
+        with open(m.p("r%d" % i), "rb") as f:
+            if f.read() != datas[i]:
+                errors.append(i)
+
+    threads = [threading.Thread(target=read, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+
+
+def test_find_over_deep_implicit_tree(bucket, mount_factory):
+    names = []
+    for a in range(4):
+        for b in range(3):
+            for c in range(3):
+                n = "run/d%d/e%d/f%d/leaf.txt" % (a, b, c)
+                bucket.put(n, n.encode())
+                names.append(n)
+    m = mount_factory(bucket, "run")
+    found = []
+    for root, dirs, files in os.walk(m.path):
+        for f in files:
+            found.append(os.path.relpath(os.path.join(root, f), m.path))
+    assert sorted("run/" + f for f in found) == sorted(names)
