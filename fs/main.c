@@ -5,7 +5,8 @@
  *
  * Exit status: 0 after a clean unmount, 1 when the mount could not be made
  * (one line on stderr names the cause), 2 for a usage error, 3 when data
- * written could not all be uploaded before exit.
+ * written could not all be uploaded before exit. `gcsmount run` exits with
+ * its command's status instead (see run.h).
  */
 #include <stdio.h>
 #include <string.h>
@@ -13,6 +14,7 @@
 #include "common/log.h"
 #include "fs/mount.h"
 #include "fs/options.h"
+#include "fs/run.h"
 
 #ifndef GCSMOUNT_VERSION
 #define GCSMOUNT_VERSION "dev"
@@ -21,6 +23,7 @@
 static void usage(FILE *f)
 {
 	fputs("usage: gcsmount [-f] [-o OPT[,OPT...]] gs://BUCKET[/PREFIX] MOUNTPOINT\n"
+	      "       gcsmount run [-o OPT,...] gs://BUCKET[/PREFIX] MOUNTPOINT -- COMMAND [ARGS...]\n"
 	      "       gcsmount --version | --help\n"
 	      "\n"
 	      "Mounts a Google Cloud Storage bucket prefix as a directory.\n"
@@ -50,6 +53,8 @@ static void usage(FILE *f)
 
 int main(int argc, char **argv)
 {
+	if (argc > 1 && strcmp(argv[1], "run") == 0)
+		return run_main(argc - 1, argv + 1);
 	struct mount_opts o;
 	char err[512];
 	opts_defaults(&o);

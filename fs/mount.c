@@ -218,12 +218,28 @@ struct shutdown {
 	int failed;
 };
 
+static void name_leftover(void *arg, const char *id, struct spool_state *st, int fd)
+{
+	int *n = arg;
+	(void)id;
+	log_error("%s: not in the bucket; its data stays in the spool for the next mount",
+		  st->object);
+	(*n)++;
+	close(fd);
+	spool_state_clear(st);
+}
+
 static void *shutdown_thread(void *arg)
 {
 	struct shutdown *sd = arg;
 	if (sd->recovering)
 		pthread_join(sd->recovery, NULL);
 	int failed = flush_all(sd->m);
+	/* Files whose upload failed earlier (close reported it) are still there. */
+	int leftover = 0;
+	spool_scan(&sd->m->fs.spool, name_leftover, &leftover);
+	if (leftover)
+		failed = 1;
 	pthread_mutex_lock(&sd->lock);
 	sd->done = 1;
 	sd->failed = failed;
@@ -300,7 +316,7 @@ static void *recover_thread(void *arg)
 	return NULL;
 }
 
-int mount_run(struct mount_ctx *m)
+struct fuse_session *mount_session_open(struct mount_ctx *m, int signals)
 {
 	const struct mount_opts *o = m->opts;
 	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
@@ -309,37 +325,45 @@ int mount_run(struct mount_ctx *m)
 		   o->prefix);
 	if (o->fuse_opts.len)
 		buf_printf(&fo, ",%s", o->fuse_opts.data);
-	if (fuse_opt_add_arg(&args, "gcsmount") || fuse_opt_add_arg(&args, "-o") ||
-	    fuse_opt_add_arg(&args, fo.data)) {
-		buf_free(&fo);
-		fuse_opt_free_args(&args);
-		return 1;
-	}
+	int bad = fuse_opt_add_arg(&args, "gcsmount") || fuse_opt_add_arg(&args, "-o") ||
+		  fuse_opt_add_arg(&args, fo.data);
 	buf_free(&fo);
-	struct fuse_session *se = fuse_session_new(&args, &fs_ops, sizeof(fs_ops), &m->fs);
+	struct fuse_session *se = bad ? NULL
+				      : fuse_session_new(&args, &fs_ops, sizeof(fs_ops), &m->fs);
 	fuse_opt_free_args(&args);
 	if (!se) {
 		fprintf(stderr, "gcsmount: libfuse refused the options\n");
-		return 1;
+		return NULL;
 	}
-	int status = 1;
-	if (fuse_set_signal_handlers(se) != 0)
-		goto out_destroy;
+	if (signals && fuse_set_signal_handlers(se) != 0) {
+		fuse_session_destroy(se);
+		return NULL;
+	}
 	if (fuse_session_mount(se, o->mountpoint) != 0) {
 		fprintf(stderr, "gcsmount: cannot mount on %s (is /dev/fuse there and are you allowed "
 			"to use it?)\n", o->mountpoint);
-		goto out_signals;
+		if (signals)
+			fuse_remove_signal_handlers(se);
+		fuse_session_destroy(se);
+		return NULL;
 	}
 	log_info("mounted gs://%s/%s on %s", o->bucket, o->prefix, o->mountpoint);
-	if (!o->foreground) {
-		if (!o->debug)
-			log_use_syslog("gcsmount");
-		if (fuse_daemonize(0) != 0)
-			goto out_unmount;
-	}
-	/* Threads start after daemonizing: fork keeps only the calling thread. */
+	return se;
+}
+
+void mount_session_close(struct fuse_session *se, int signals)
+{
+	fuse_session_unmount(se);
+	if (signals)
+		fuse_remove_signal_handlers(se);
+	fuse_session_destroy(se);
+}
+
+int mount_serve(struct mount_ctx *m, struct fuse_session *se)
+{
+	const struct mount_opts *o = m->opts;
 	if (uploader_start(&m->fs.uploader, UPLOAD_THREADS, o->write_buffer) < 0)
-		goto out_unmount;
+		return 1;
 	publisher_start(&m->fs.publisher, &m->fs, o->publish_interval);
 	m->fs.prefetcher = prefetcher_new(PREFETCH_THREADS, READ_BUDGET(o->read_ahead));
 	struct shutdown sd = {.m = m, .lock = PTHREAD_MUTEX_INITIALIZER,
@@ -352,7 +376,7 @@ int mount_run(struct mount_ctx *m)
 	int rc = fuse_session_loop_mt(se, lc);
 	fuse_loop_cfg_destroy(lc);
 	/* libfuse returns the signal that ended the loop; that is a clean stop. */
-	status = rc >= 0 ? 0 : 1;
+	int status = rc >= 0 ? 0 : 1;
 	if (rc > 0)
 		log_info("signal %d: stopping", rc);
 	/* Unmounted (or signalled): no new writes; upload what is pending. */
@@ -365,14 +389,32 @@ int mount_run(struct mount_ctx *m)
 		uploader_stop(&m->fs.uploader);
 		prefetcher_free(m->fs.prefetcher);
 	}
-	goto out_signals;
-out_unmount:
-	fuse_session_unmount(se);
-out_signals:
-	fuse_remove_signal_handlers(se);
-out_destroy:
-	fuse_session_destroy(se);
 	return status;
+}
+
+int mount_run(struct mount_ctx *m)
+{
+	const struct mount_opts *o = m->opts;
+	struct fuse_session *se = mount_session_open(m, 1);
+	if (!se)
+		return 1;
+	int status = 1;
+	if (!o->foreground) {
+		if (!o->debug)
+			log_use_syslog("gcsmount");
+		/* Threads start after this: fork keeps only the calling thread. */
+		if (fuse_daemonize(0) != 0)
+			goto out;
+	}
+	status = mount_serve(m, se);
+out:
+	mount_session_close(se, 1);
+	return status;
+}
+
+void mount_abandon(struct mount_ctx *m)
+{
+	m->abandoned = 1;
 }
 
 void mount_free(struct mount_ctx *m)

@@ -15,8 +15,22 @@ struct mount_ctx;
 
 /* Returns NULL with one line in err on failure. */
 struct mount_ctx *mount_prepare(const struct mount_opts *o, char *err, size_t errlen);
-/* Returns the process exit status. */
+/* Mount, daemonize unless -f, serve until unmounted or signalled, finish
+ * the uploads. Returns the process exit status. */
 int mount_run(struct mount_ctx *m);
+
+/* The pieces mount_run is made of, for run mode (run.c). signals: install
+ * libfuse's SIGTERM/SIGINT/SIGHUP handlers. mount_serve blocks until the
+ * session ends, then finishes uploads within shutdown_timeout and returns
+ * 0, 1 (the loop failed) or 3 (something stays in the spool). */
+struct fuse_session;
+struct fuse_session *mount_session_open(struct mount_ctx *m, int signals);
+int mount_serve(struct mount_ctx *m, struct fuse_session *se);
+void mount_session_close(struct fuse_session *se, int signals);
+/* Uploads are still running and the process exits without waiting for them. */
+void mount_abandon(struct mount_ctx *m);
+/* Frees nothing when uploads were abandoned at the deadline (threads still
+ * use it; the process is about to exit). */
 void mount_free(struct mount_ctx *m);
 
 #endif
