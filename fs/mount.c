@@ -208,8 +208,11 @@ static int flush_all(struct mount_ctx *m)
 }
 
 /* The last uploads, run beside a clock: shutdown_timeout bounds them. */
+struct leftover;
+
 struct shutdown {
 	struct mount_ctx *m;
+	struct leftover *leftovers; /* for the recovery thread */
 	pthread_t recovery;
 	int recovering;
 	pthread_mutex_t lock;
@@ -218,13 +221,30 @@ struct shutdown {
 	int failed;
 };
 
+struct leftover_count {
+	struct mount_ctx *m;
+	int n;
+};
+
+/* Whether a spool entry belongs to a file still open here (flush_all had its turn). */
+static int entry_is_live(struct mount_ctx *m, const char *id)
+{
+	struct inode_table *t = &m->fs.inodes;
+	for (size_t b = 0; b < t->nbuckets; b++)
+		for (struct inode *i = t->by_ino[b]; i; i = i->next_ino)
+			if (i->writer && strcmp(i->writer->id, id) == 0)
+				return 1;
+	return 0;
+}
+
 static void name_leftover(void *arg, const char *id, struct spool_state *st, int fd)
 {
-	int *n = arg;
-	(void)id;
-	log_error("%s: not in the bucket; its data stays in the spool for the next mount",
-		  st->object);
-	(*n)++;
+	struct leftover_count *c = arg;
+	if (!entry_is_live(c->m, id)) {
+		log_error("%s: not in the bucket; its data stays in the spool for the next mount",
+			  st->object);
+		c->n++;
+	}
 	close(fd);
 	spool_state_clear(st);
 }
@@ -236,9 +256,9 @@ static void *shutdown_thread(void *arg)
 		pthread_join(sd->recovery, NULL);
 	int failed = flush_all(sd->m);
 	/* Files whose upload failed earlier (close reported it) are still there. */
-	int leftover = 0;
-	spool_scan(&sd->m->fs.spool, name_leftover, &leftover);
-	if (leftover)
+	struct leftover_count c = {sd->m, 0};
+	spool_scan(&sd->m->fs.spool, name_leftover, &c);
+	if (c.n)
 		failed = 1;
 	pthread_mutex_lock(&sd->lock);
 	sd->done = 1;
@@ -292,27 +312,50 @@ static int shutdown_uploads(struct mount_ctx *m, struct shutdown *sd)
 	return 3;
 }
 
-static void recover_one(void *arg, const char *id, struct spool_state *st, int fd)
+/* What an earlier run left in the spool, found before this one writes there. */
+struct leftover {
+	char id[96];
+	struct spool_state st;
+	int fd;
+	struct leftover *next;
+};
+
+static void collect_leftover(void *arg, const char *id, struct spool_state *st, int fd)
 {
-	struct mount_ctx *m = arg;
-	if (!st->closing && m->opts->publish_interval <= 0) {
+	struct leftover **list = arg;
+	struct leftover *l = xcalloc(1, sizeof(*l));
+	snprintf(l->id, sizeof(l->id), "%s", id);
+	l->st = *st;
+	memset(st, 0, sizeof(*st));
+	l->fd = fd;
+	l->next = *list;
+	*list = l;
+}
+
+static void recover_one(struct mount_ctx *m, struct leftover *l)
+{
+	if (!l->st.closing && m->opts->publish_interval <= 0) {
 		/* Never closed or fsynced, and not published while open: the
 		 * program had not finished it, so it must not look finished. */
 		log_warn("%s: %s/%s.data holds what was written before the mount stopped, but the "
-			 "file was never closed; not publishing it", st->object, m->fs.spool.dir, id);
-		close(fd);
+			 "file was never closed; not publishing it", l->st.object, m->fs.spool.dir,
+			 l->id);
+		close(l->fd);
 	} else {
-		writer_recover(&m->fs.wenv, id, st, fd);
+		writer_recover(&m->fs.wenv, l->id, &l->st, l->fd);
 	}
-	spool_state_clear(st);
+	spool_state_clear(&l->st);
 }
 
 static void *recover_thread(void *arg)
 {
-	struct mount_ctx *m = arg;
-	int n = spool_scan(&m->fs.spool, recover_one, m);
-	if (n < 0)
-		log_error("spool %s: %s", m->fs.spool.dir, strerror(-n));
+	struct shutdown *sd = arg;
+	for (struct leftover *l = sd->leftovers, *next; l; l = next) {
+		next = l->next;
+		recover_one(sd->m, l);
+		free(l);
+	}
+	sd->leftovers = NULL;
 	return NULL;
 }
 
@@ -368,7 +411,13 @@ int mount_serve(struct mount_ctx *m, struct fuse_session *se)
 	m->fs.prefetcher = prefetcher_new(PREFETCH_THREADS, READ_BUDGET(o->read_ahead));
 	struct shutdown sd = {.m = m, .lock = PTHREAD_MUTEX_INITIALIZER,
 			      .cv = PTHREAD_COND_INITIALIZER};
-	sd.recovering = pthread_create(&sd.recovery, NULL, recover_thread, m) == 0;
+	/* The spool's entries now are an earlier run's: recover those, never ours. */
+	int n = spool_scan(&m->fs.spool, collect_leftover, &sd.leftovers);
+	if (n < 0)
+		log_error("spool %s: %s", m->fs.spool.dir, strerror(-n));
+	sd.recovering = pthread_create(&sd.recovery, NULL, recover_thread, &sd) == 0;
+	if (!sd.recovering)
+		recover_thread(&sd);
 	struct fuse_loop_config *lc = fuse_loop_cfg_create();
 	fuse_loop_cfg_set_clone_fd(lc, 0);
 	fuse_loop_cfg_set_max_threads(lc, 64);

@@ -214,6 +214,13 @@ int spool_scan(const struct spool *s,
 	struct dirent *de;
 	while ((de = readdir(d))) {
 		size_t n = strlen(de->d_name);
+		if (n > 9 && strcmp(de->d_name + n - 9, ".json.tmp") == 0) {
+			/* A journal being replaced when the process died: the old one stands. */
+			char path[4096];
+			snprintf(path, sizeof(path), "%s/%s", s->dir, de->d_name);
+			unlink(path);
+			continue;
+		}
 		if (n < 6 || strcmp(de->d_name + n - 5, ".json") != 0)
 			continue;
 		char id[256], path[4096];

@@ -160,7 +160,8 @@ def journal_says_closing(m):
 
 def test_kill_9_mid_upload_resumes_session(bucket, mount_factory):
     m = mount_factory(bucket, "run", opts=["chunk_size=1M"])
-    data = os.urandom(10 << 20)
+    # Not a whole number of chunks: the close always has bytes left to send.
+    data = os.urandom((10 << 20) + 4321)
     bucket.reset_stats()
     f = open(m.p("ckpt.bin"), "wb")
     f.write(data)
@@ -184,7 +185,8 @@ def test_kill_9_mid_upload_resumes_session(bucket, mount_factory):
     assert st["requests"].get("upload.status", 0) >= 1    # asked the session where it was
     assert st["bytes_in"] < len(data) - (2 << 20)         # and did not start from zero
     assert "resuming its upload at byte" in m.read_log()
-    assert not os.listdir(os.path.join(m.spool, os.listdir(m.spool)[0]))
+    spool = os.path.join(m.spool, os.listdir(m.spool)[0])
+    wait_for(lambda: not os.listdir(spool), what="the spool entry to go")
 
 
 def _close_quietly(f):
