@@ -38,16 +38,9 @@ static int remote_lookup(struct fs *fs, struct inode *parent, const char *name,
 		rc = fs_child_name(fs, parent, name, 1, &dir);
 	if (rc < 0)
 		goto out;
-	struct gcs_list_page page;
-	rc = gcs_list(fs->gcs, dir.data, "/", NULL, 1, &page, &e);
-	if (rc < 0) {
-		rc = fs_gcs_fail("lookup", &e);
-		goto out;
-	}
-	int is_dir = page.nitems > 0 || page.nprefixes > 0;
-	gcs_list_page_free(&page);
-	rc = gcs_object_stat(fs->gcs, file.data, obj, &e);
-	if (rc == 0 && is_dir) {
+	int is_dir = 0;
+	rc = gcs_lookup(fs->gcs, file.data, dir.data, obj, &is_dir, &e);
+	if (rc == 0 && is_dir && obj->name) {
 		log_warn("'%s' is both an object and a directory; showing the directory", file.data);
 		gcs_object_clear(obj);
 	}

@@ -394,10 +394,13 @@ static int publish(struct writer *w, int closing, struct gcs_object *out, struct
 	}
 	w->busy = 0;
 	pthread_cond_broadcast(&w->idle);
-	if (rc == -ESTALE)
+	if (rc == -ESTALE) {
 		gcs_error_set_local(e, rc, "upload %s: the object changed in the bucket since it was "
 				    "opened here (generation precondition failed); not overwriting it",
 				    w->object);
+		/* Retrying can never succeed: the other writer's object stands. */
+		w->failed = rc;
+	}
 	if (rc == 0 && out->size != end) {
 		gcs_error_set_local(e, -EIO, "upload %s: the server holds %" PRIu64 " bytes, %" PRIu64
 				    " were written", w->object, out->size, end);

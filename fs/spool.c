@@ -180,8 +180,6 @@ int spool_save(const struct spool *s, const char *id, const struct spool_state *
 		ssize_t n = write(fd, text, len);
 		if (n != (ssize_t)len)
 			rc = n < 0 ? -errno : -ENOSPC;
-		if (rc == 0 && fdatasync(fd) < 0)
-			rc = -errno;
 		if (close(fd) < 0 && rc == 0)
 			rc = -errno;
 		if (rc == 0 && rename(tmp, path) < 0)

@@ -9,9 +9,10 @@
  *   ID.json    its journal: object name, the generation and size already
  *              published, the resumable session and what the server
  *              confirmed of it, whether a close/fsync had begun.
- * The journal is replaced atomically (write, fsync, rename) at each state
- * change; ID.data is written with plain pwrite (the kernel keeps it across a
- * crash of the process; a crash of the machine loses a pod's disk anyway).
+ * The journal is replaced atomically (write, rename) at each state change;
+ * neither file is fsynced: the kernel keeps both across a crash of the
+ * process (kill -9, OOM), which is what the spool is for, and a pod whose
+ * node dies loses its local disk anyway.
  */
 #ifndef GCSMOUNT_SPOOL_H
 #define GCSMOUNT_SPOOL_H

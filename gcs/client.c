@@ -109,8 +109,8 @@ static void sleep_s(double s)
 }
 
 /* The Authorization line is the last header; it is replaced on each try. */
-static int add_auth(struct gcs_client *c, struct http_req *req, size_t base_len,
-		    char *hdr, size_t hdrlen, struct gcs_error *e)
+int gcs_add_auth(struct gcs_client *c, struct http_req *req, size_t base_len,
+		 char *hdr, size_t hdrlen, struct gcs_error *e)
 {
 	req->headers.len = base_len;
 	if (req->headers.data)
@@ -141,7 +141,7 @@ int gcs_call(struct gcs_client *c, struct http_req *req, struct http_resp *resp,
 	int attempt = 0;
 	for (;;) {
 		attempt++;
-		int rc = add_auth(c, req, base_len, hdr, sizeof(hdr), e);
+		int rc = gcs_add_auth(c, req, base_len, hdr, sizeof(hdr), e);
 		if (rc < 0)
 			return rc;
 		rc = http_perform(req, resp);

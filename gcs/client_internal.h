@@ -30,6 +30,11 @@ int gcs_call(struct gcs_client *c, struct http_req *req, struct http_resp *resp,
 	     enum gcs_idem idem, long ok_extra, const char *what, const char *name,
 	     struct gcs_error *e);
 
+/* Put the Authorization line after the first base_len bytes of headers
+ * (hdr receives it, for a later auth_invalidate). */
+int gcs_add_auth(struct gcs_client *c, struct http_req *req, size_t base_len,
+		 char *hdr, size_t hdrlen, struct gcs_error *e);
+
 /* {endpoint}/storage/v1/b/{bucket}/o/{name} into url (reset first). */
 void gcs_object_url(struct gcs_client *c, struct buf *url, const char *base, const char *name);
 

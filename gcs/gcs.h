@@ -93,6 +93,15 @@ int gcs_object_stat(struct gcs_client *c, const char *name, struct gcs_object *o
 int gcs_object_read(struct gcs_client *c, const char *name, int64_t generation,
 		    uint64_t off, void *buf, size_t len, size_t *got, struct gcs_error *e);
 
+/*
+ * What a name is: *is_dir when anything is under dir_prefix ("name/"),
+ * else the object `file` into out. -ENOENT when neither. Both questions go
+ * out at once; on a failure worth retrying they are asked again one by one
+ * with the usual retries.
+ */
+int gcs_lookup(struct gcs_client *c, const char *file, const char *dir_prefix,
+	       struct gcs_object *out, int *is_dir, struct gcs_error *e);
+
 /* One page of objects.list. delimiter may be NULL; page_token NULL for the first page. */
 int gcs_list(struct gcs_client *c, const char *prefix, const char *delimiter,
 	     const char *page_token, int max_results, struct gcs_list_page *out,

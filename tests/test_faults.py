@@ -105,3 +105,4 @@ def test_non_retryable_error_not_retried(bucket, mnt):
         f.close()
     assert [f["met"] for f in bucket.faults()] == [1]   # tried once, not five times
     bucket.clear_faults()
+    assert mnt.stop() == 3   # kept in the spool, named, for the next mount

@@ -4,10 +4,18 @@ import errno
 import json
 import os
 import socket
+import time
 
 import pytest
 
 from mountlib import is_mounted, run_cli
+
+
+def wait_for_object(bucket, name, timeout=30):
+    deadline = time.time() + timeout
+    while not bucket.exists(name):
+        assert time.time() < deadline, "%s never appeared" % name
+        time.sleep(0.1)
 
 
 def one_line(text):
@@ -137,6 +145,13 @@ def test_upload_error_reaches_close(bucket, mount_factory):
     bucket.clear_faults()
     assert not bucket.exists("run/doomed")
     assert "HTTP 503" in m.read_log()
+    # Not lost: the data stays in the spool, the exit status says so, and the
+    # next mount uploads it.
+    assert m.stop() == 3
+    assert "run/doomed: not in the bucket" in m.read_log()
+    m.start()
+    wait_for_object(bucket, "run/doomed")
+    assert bucket.get("run/doomed") == b"data"
 
 
 def test_transient_errors_retried(bucket, mnt):
@@ -160,12 +175,17 @@ def test_conflict_is_reported_not_clobbered(bucket, mnt):
     assert "precondition" in mnt.read_log()
 
 
-def test_corrupt_upload_rejected(bucket, mnt):
+def test_corrupt_upload_rejected(bucket, mount_factory):
+    m = mount_factory(bucket, "run")
     bucket.set_faults([{"kind": "object.insert.multipart", "action": "corrupt-upload",
                         "count": 1}])
-    f = open(mnt.p("corrupt"), "wb")
+    f = open(m.p("corrupt"), "wb")
     f.write(b"x" * 1000)
     with pytest.raises(OSError):
         f.close()
     assert bucket.faults()[0]["met"] == 1
     assert not bucket.exists("run/corrupt")
+    assert m.stop() == 3          # kept in the spool: the bytes on disk are sound
+    m.start()
+    wait_for_object(bucket, "run/corrupt")
+    assert bucket.get("run/corrupt") == b"x" * 1000

@@ -208,6 +208,7 @@ def test_unclosed_file_not_published_after_kill(bucket, mount_factory):
     time.sleep(1)
     assert not bucket.exists("run/half.bin")
     assert "never closed" in m.read_log()
+    assert m.stop() == 3          # still in the spool, and said so
 
 
 def test_spool_full_is_enospc(bucket, mount_factory, tmp_path):
@@ -245,6 +246,7 @@ def test_corrupt_chunk_rejected(bucket, mount_factory):
     assert e.value.errno == errno.EIO
     assert bucket.faults()[0]["met"] == 1
     assert not bucket.exists("run/c.bin")
+    assert m.stop() == 3          # the data stays in the spool for the next mount
 
 
 def test_write_budget_bounds_pending(bucket, mount_factory):
