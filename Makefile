@@ -7,6 +7,7 @@
 #   make asan       ./gcsmount built with AddressSanitizer/UBSan (into build/asan/)
 #   make bench      the benchmark (tests/bench/), results in tests/bench/RESULTS.md
 #   make fuzz       libFuzzer targets (tests/fuzz/), FUZZ_SECONDS each
+#   make deb        the Debian package (into build/deb/)
 
 CC      ?= cc
 PKGS    := fuse3 libcurl libcjson openssl
@@ -27,7 +28,7 @@ UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=build/unit/%)
 UNIT_ASAN := $(UNIT_SRC:tests/unit/%.c=build/unit-asan/%)
 
-.PHONY: all unit check asan bench clean deps test demo fuzz
+.PHONY: all unit check asan bench clean deps test demo fuzz deb
 
 all: gcsmount
 
@@ -79,6 +80,10 @@ demo: deps
 bench: deps
 	$(MAKE) gcsmount
 	/usr/bin/python3 tests/bench/bench.py
+
+# The Debian package, built out of tree: build/deb/gcsmount_VERSION_ARCH.deb
+deb: deps
+	packaging/build-deb.sh
 
 # libFuzzer targets over every parser of outside input, FUZZ_SECONDS each.
 FUZZ_SECONDS ?= 20

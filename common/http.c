@@ -19,7 +19,7 @@
 
 #include "log.h"
 
-#define POOL_MAX 64
+#define POOL_MAX 32
 
 static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER; /* guards pool, npool */
 static CURL *pool[POOL_MAX];
@@ -289,8 +289,8 @@ static int xfer_setup(struct xfer *x, struct http_req *req, struct http_resp *re
 	curl_easy_setopt(h, CURLOPT_HTTPHEADER, x->hdrs);
 	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, x->errbuf);
 	curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
-	curl_easy_setopt(h, CURLOPT_BUFFERSIZE, 512L * 1024);
-	curl_easy_setopt(h, CURLOPT_UPLOAD_BUFFERSIZE, 2L * 1024 * 1024);
+	curl_easy_setopt(h, CURLOPT_BUFFERSIZE, 256L * 1024);
+	curl_easy_setopt(h, CURLOPT_UPLOAD_BUFFERSIZE, 512L * 1024);
 	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS,
 			 req->connect_timeout_ms ? req->connect_timeout_ms : 10000L);
 	curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1024L);

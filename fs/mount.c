@@ -420,7 +420,7 @@ int mount_serve(struct mount_ctx *m, struct fuse_session *se)
 		recover_thread(&sd);
 	struct fuse_loop_config *lc = fuse_loop_cfg_create();
 	fuse_loop_cfg_set_clone_fd(lc, 0);
-	fuse_loop_cfg_set_max_threads(lc, 64);
+	fuse_loop_cfg_set_max_threads(lc, 32);
 	fuse_loop_cfg_set_idle_threads(lc, 16);
 	int rc = fuse_session_loop_mt(se, lc);
 	fuse_loop_cfg_destroy(lc);

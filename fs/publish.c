@@ -20,6 +20,8 @@
 #include "fs/uploader.h"
 #include "fs/writer_internal.h"
 
+/* Spool bytes are read this much at a time for their CRC. */
+#define CRC_BLOCK (1u << 20)
 /* Tails up to this size go up in one multipart request. */
 #define SINGLE_REQUEST_MAX (4u << 20)
 /* GCS caps a composite at 1,024 components; past this, upload whole. */
@@ -91,20 +93,35 @@ static int send_piece(struct writer *w, const char *session, uint64_t base, uint
 		      size_t len, int final, uint64_t total, uint32_t *crc, uint64_t *persisted,
 		      int *done, struct gcs_object *out, struct gcs_error *e)
 {
-	char *data = xmalloc(len ? len : 1);
-	int rc = read_spool(w, data, len, base + from, e);
+	/* CRC first, a block at a time from the page cache; the body then goes
+	 * from the spool file to the socket without a chunk-sized buffer. */
+	char *block = xmalloc(CRC_BLOCK);
+	uint32_t after = *crc;
+	int rc = 0;
+	for (size_t at = 0; at < len && rc == 0; at += CRC_BLOCK) {
+		size_t n = len - at < CRC_BLOCK ? len - at : CRC_BLOCK;
+		rc = read_spool(w, block, n, base + from + at, e);
+		after = crc32c_update(after, block, n);
+	}
+	if (rc == 0)
+		rc = gcs_upload_chunk(w->env->gcs, session, from, NULL, w->fd,
+				      (off_t)(base + from), len, final ? (int64_t)total : -1, after,
+				      persisted, done, out, e);
 	if (rc == 0) {
-		uint32_t after = crc32c_update(*crc, data, len);
-		rc = gcs_upload_chunk(w->env->gcs, session, from, data, -1, 0, len,
-				      final ? (int64_t)total : -1, after, persisted, done, out, e);
-		if (rc == 0) {
-			if (*done || *persisted >= from + len)
-				*crc = after;
-			else if (*persisted > from)
-				*crc = crc32c_update(*crc, data, (size_t)(*persisted - from));
+		if (*done || *persisted >= from + len) {
+			*crc = after;
+		} else if (*persisted > from) {
+			/* The server kept less than was sent: the CRC of what it kept. */
+			uint32_t part = *crc;
+			for (uint64_t at = from; at < *persisted && rc == 0; at += CRC_BLOCK) {
+				size_t n = *persisted - at < CRC_BLOCK ? (size_t)(*persisted - at) : CRC_BLOCK;
+				rc = read_spool(w, block, n, base + at, e);
+				part = crc32c_update(part, block, n);
+			}
+			*crc = part;
 		}
 	}
-	free(data);
+	free(block);
 	return rc;
 }
 

@@ -112,9 +112,11 @@ static int supervise(pid_t child, const sigset_t *set)
 {
 	for (;;) {
 		int wstatus;
-		pid_t r = waitpid(child, &wstatus, WNOHANG);
-		if (r == child)
-			return wstatus;
+		/* As a container's PID 1 we also inherit orphans: reap them all. */
+		pid_t r;
+		while ((r = waitpid(-1, &wstatus, WNOHANG)) > 0)
+			if (r == child)
+				return wstatus;
 		struct timespec tick = {0, 200 * 1000 * 1000};
 		siginfo_t info;
 		int sig = sigtimedwait(set, &info, &tick);

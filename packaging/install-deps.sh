@@ -11,6 +11,7 @@ PKGS=(
   python3-torch fio
   rclone curl ca-certificates
   clang libclang-rt-14-dev
+  dpkg-dev debhelper lintian python3-yaml groff-base
 )
 
 missing=()
