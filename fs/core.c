@@ -118,3 +118,23 @@ int fs_gcs_fail(const char *op, const struct gcs_error *e)
 		log_error("%s: %s", op, e->msg);
 	return e->err ? e->err : -EIO;
 }
+
+int fs_create_object(struct fs *fs, struct inode *parent, const char *name, int dir,
+		     const char *body, int symlink, const struct timespec *mtime,
+		     struct gcs_object *out, const char *op)
+{
+	struct buf obj_name = BUF_INIT;
+	struct gcs_error e = {0};
+	/* Generation 0: it must not exist; someone else's is EEXIST, never replaced. */
+	struct gcs_write_opts opts = {.if_generation_match = 0, .mtime = mtime, .symlink = symlink};
+	int rc = parent ? fs_child_name(fs, parent, name, dir, &obj_name) : -ENOENT;
+	if (rc == 0) {
+		rc = gcs_object_insert(fs->gcs, obj_name.data, body, strlen(body), &opts, out, &e);
+		if (rc == -ESTALE)
+			rc = -EEXIST;
+		else if (rc < 0)
+			rc = fs_gcs_fail(op, &e);
+	}
+	buf_free(&obj_name);
+	return rc;
+}

@@ -48,6 +48,15 @@ int fs_object_name(struct fs *fs, struct inode *i, int dir_slash, struct buf *ou
 int fs_child_name(struct fs *fs, struct inode *parent, const char *name, int dir_slash,
 		  struct buf *out);
 
+/*
+ * Create the object for child `name` of parent whole, in one request:
+ * "name/" (a directory's placeholder) when dir, else "name" holding body.
+ * -EEXIST when it exists already. out may be NULL.
+ */
+int fs_create_object(struct fs *fs, struct inode *parent, const char *name, int dir,
+		     const char *body, int symlink, const struct timespec *mtime,
+		     struct gcs_object *out, const char *op);
+
 /* Fill st from the inode's cached attributes (table lock held). */
 void fs_fill_attr(struct fs *fs, const struct inode *i, struct stat *st);
 /* Fill a fuse_entry_param for i and count one lookup (table lock held). */

@@ -302,20 +302,9 @@ void fs_op_mkdir(fuse_req_t req, fuse_ino_t parent_ino, const char *name, mode_t
 	(void)mode;
 	struct fs *fs = fs_of(req);
 	struct inode *parent = fs_inode(fs, parent_ino);
-	struct buf obj_name = BUF_INIT;
-	struct gcs_error e = {0};
 	struct timespec now;
 	clock_gettime(CLOCK_REALTIME, &now);
-	struct gcs_write_opts opts = {.if_generation_match = 0, .mtime = &now};
-	int rc = parent ? fs_child_name(fs, parent, name, 1, &obj_name) : -ENOENT;
-	if (rc == 0) {
-		rc = gcs_object_insert(fs->gcs, obj_name.data, "", 0, &opts, NULL, &e);
-		if (rc == -ESTALE)
-			rc = -EEXIST;
-		else if (rc < 0)
-			rc = fs_gcs_fail("mkdir", &e);
-	}
-	buf_free(&obj_name);
+	int rc = fs_create_object(fs, parent, name, 1, "", 0, &now, NULL, "mkdir");
 	if (rc < 0) {
 		fuse_reply_err(req, -rc);
 		return;

@@ -336,21 +336,10 @@ void fs_op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent_ino, cons
 {
 	struct fs *fs = fs_of(req);
 	struct inode *parent = fs_inode(fs, parent_ino);
-	struct buf obj_name = BUF_INIT;
-	struct gcs_error e = {0};
 	struct gcs_object obj;
 	struct timespec now;
 	clock_gettime(CLOCK_REALTIME, &now);
-	struct gcs_write_opts opts = {.if_generation_match = 0, .mtime = &now, .symlink = 1};
-	int rc = parent ? fs_child_name(fs, parent, name, 0, &obj_name) : -ENOENT;
-	if (rc == 0) {
-		rc = gcs_object_insert(fs->gcs, obj_name.data, link, strlen(link), &opts, &obj, &e);
-		if (rc == -ESTALE)
-			rc = -EEXIST;
-		else if (rc < 0)
-			rc = fs_gcs_fail("symlink", &e);
-	}
-	buf_free(&obj_name);
+	int rc = fs_create_object(fs, parent, name, 0, link, 1, &now, &obj, "symlink");
 	if (rc < 0) {
 		fuse_reply_err(req, -rc);
 		return;

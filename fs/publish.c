@@ -285,15 +285,6 @@ static int compose_tail(struct writer *w, const char *object, int64_t base_gen,
 	return rc;
 }
 
-static void drop_session(struct writer *w)
-{
-	free(w->session);
-	free(w->session_object);
-	w->session = w->session_object = NULL;
-	w->sent = 0;
-	w->sent_crc = 0;
-}
-
 /*
  * Publish the tail [base_size, end) with the lock released for the network
  * part (lock held on entry and exit, w->busy set by the caller).
@@ -437,7 +428,7 @@ static int publish(struct writer *w, int closing, struct gcs_object *out, struct
 	if (rc < 0)
 		return rc;
 	/* Published up to end: later bytes are a new tail composed onto this. */
-	drop_session(w);
+	writer_drop_session(w, 0);
 	w->base_gen = out->generation;
 	w->base_size = end;
 	w->base_components = out->component_count;

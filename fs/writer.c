@@ -156,6 +156,17 @@ static int pwrite_all(int fd, const void *buf, size_t len, off_t off)
 	return 0;
 }
 
+void writer_drop_session(struct writer *w, int cancel)
+{
+	if (w->session && cancel)
+		gcs_upload_cancel(w->env->gcs, w->session);
+	free(w->session);
+	free(w->session_object);
+	w->session = w->session_object = NULL;
+	w->sent = 0;
+	w->sent_crc = 0;
+}
+
 /* Bring the bytes below local_from into the spool (lock held). */
 static int fetch_old_bytes(struct writer *w, struct gcs_error *e)
 {
@@ -200,14 +211,7 @@ int writer_go_staged(struct writer *w, struct gcs_error *e)
 	if (rc < 0)
 		return rc;
 	writer_pending_sub(w, w->pending);
-	if (w->session) {
-		gcs_upload_cancel(w->env->gcs, w->session);
-		free(w->session);
-		free(w->session_object);
-		w->session = w->session_object = NULL;
-	}
-	w->sent = 0;
-	w->sent_crc = 0;
+	writer_drop_session(w, 1);
 	w->mode = WRITER_STAGED;
 	writer_save(w);
 	return 0;
@@ -225,12 +229,7 @@ int writer_write(struct writer *w, const void *buf, size_t len, off_t off)
 			log_error("write %s: %s", w->object, e.msg);
 	} else if (w->mode == WRITER_STAGED && w->session) {
 		/* A whole upload that failed half-way: its session holds old bytes. */
-		gcs_upload_cancel(w->env->gcs, w->session);
-		free(w->session);
-		free(w->session_object);
-		w->session = w->session_object = NULL;
-		w->sent = 0;
-		w->sent_crc = 0;
+		writer_drop_session(w, 1);
 	}
 	if (rc == 0)
 		rc = pwrite_all(w->fd, buf, len, off);

@@ -16,6 +16,8 @@ void writer_pending_sub(struct writer *w, uint64_t n);
 /* Write the journal. */
 void writer_save(struct writer *w);
 int writer_go_staged(struct writer *w, struct gcs_error *e);
+/* Forget the tail's session (cancelling it on the server when asked). */
+void writer_drop_session(struct writer *w, int cancel);
 
 /* Fill e for a failure that is not the server's. */
 void gcs_error_set_local(struct gcs_error *e, int err, const char *fmt, ...)
