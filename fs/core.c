@@ -138,3 +138,37 @@ int fs_create_object(struct fs *fs, struct inode *parent, const char *name, int 
 	buf_free(&obj_name);
 	return rc;
 }
+
+void fs_open_link(struct fs *fs, struct fs_open *o, void (*drop)(struct fs *, struct fs_open *))
+{
+	struct fs_open *head = &fs->open_handles;
+	if (!head->next)
+		head->next = head->prev = head;
+	o->drop = drop;
+	o->next = head->next;
+	o->prev = head;
+	head->next->prev = o;
+	head->next = o;
+}
+
+void fs_open_unlink(struct fs_open *o)
+{
+	if (!o->next)
+		return;
+	o->prev->next = o->next;
+	o->next->prev = o->prev;
+	o->next = o->prev = NULL;
+}
+
+void fs_open_drop_all(struct fs *fs)
+{
+	for (;;) {
+		pthread_mutex_lock(&fs->inodes.lock);
+		struct fs_open *head = &fs->open_handles;
+		struct fs_open *o = head->next && head->next != head ? head->next : NULL;
+		pthread_mutex_unlock(&fs->inodes.lock);
+		if (!o)
+			return;
+		o->drop(fs, o); /* unlinks it */
+	}
+}

@@ -19,6 +19,16 @@
 #include "fs/writer.h"
 #include "gcs/gcs.h"
 
+/*
+ * An open file or directory handle, on the mount's list so that what the
+ * kernel never released (a process still holding it at unmount) is freed
+ * at the end. Linked and unlinked under the inode table lock.
+ */
+struct fs_open {
+	struct fs_open *prev, *next;
+	void (*drop)(struct fs *fs, struct fs_open *o);
+};
+
 struct fs {
 	struct gcs_client *gcs;
 	const struct mount_opts *opts;
@@ -28,6 +38,7 @@ struct fs {
 	struct writer_env wenv;     /* what every writer shares */
 	struct publisher publisher; /* publishes long-open files every publish_interval */
 	struct prefetcher *prefetcher; /* fetches ahead of sequential readers */
+	struct fs_open open_handles;   /* list head; guarded by inodes.lock */
 	char *tmp_prefix;           /* temporary objects: PREFIX.gcsmount-tmp/ */
 	struct inode_table inodes;
 	struct timespec started;    /* shown as the mtime of directories without one */
@@ -69,6 +80,12 @@ int fs_dir_is_empty(struct fs *fs, struct inode *dir, const char *prefix);
 
 /* Stat the object again when the inode's attributes expired. 0 or -errno. */
 int fs_refresh_attr(struct fs *fs, struct inode *i);
+
+/* The list of open handles (table lock held for link/unlink). */
+void fs_open_link(struct fs *fs, struct fs_open *o, void (*drop)(struct fs *, struct fs_open *));
+void fs_open_unlink(struct fs_open *o);
+/* At the end of a mount: drop every handle the kernel never released. */
+void fs_open_drop_all(struct fs *fs);
 
 /* Log a gcs error once and return its errno (negative). */
 int fs_gcs_fail(const char *op, const struct gcs_error *e);

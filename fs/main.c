@@ -10,6 +10,7 @@
  */
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/log.h"
 #include "fs/mount.h"
@@ -82,6 +83,10 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	int status = mount_run(m);
+	if (mount_abandoned(m)) {
+		fflush(NULL);
+		_exit(status);
+	}
 	mount_free(m);
 	opts_free(&o);
 	return status;

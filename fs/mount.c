@@ -435,6 +435,8 @@ int mount_serve(struct mount_ctx *m, struct fuse_session *se)
 	if (shutdown_uploads(m, &sd))
 		status = 3;
 	if (!m->abandoned) {
+		/* Handles of processes that still held files at unmount. */
+		fs_open_drop_all(&m->fs);
 		uploader_stop(&m->fs.uploader);
 		prefetcher_free(m->fs.prefetcher);
 	}
@@ -464,6 +466,11 @@ out:
 void mount_abandon(struct mount_ctx *m)
 {
 	m->abandoned = 1;
+}
+
+int mount_abandoned(const struct mount_ctx *m)
+{
+	return m && m->abandoned;
 }
 
 void mount_free(struct mount_ctx *m)

@@ -24,6 +24,7 @@ struct dir_entry {
 };
 
 struct dir_handle {
+	struct fs_open open;        /* first: on the mount's list of open handles */
 	pthread_mutex_t lock;       /* guards everything below */
 	struct inode *dir;          /* holds a reference */
 	char *prefix;               /* object prefix of the directory, "" or "p/a/" */
@@ -150,6 +151,9 @@ static void add_local_children(struct fs *fs, struct dir_handle *d)
 	pthread_mutex_unlock(&fs->inodes.lock);
 }
 
+static void dir_drop_open(struct fs *fs, struct fs_open *o);
+static void dir_free(struct fs *fs, struct dir_handle *d);
+
 void fs_op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct fs *fs = fs_of(req);
@@ -167,38 +171,41 @@ void fs_op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	pthread_mutex_lock(&fs->inodes.lock);
 	d->dir = i;
 	inode_ref(i);
+	fs_open_link(fs, &d->open, dir_drop_open);
 	pthread_mutex_unlock(&fs->inodes.lock);
 	fi->fh = (uint64_t)(uintptr_t)d;
-	if (fuse_reply_open(req, fi) == -ENOENT) {
-		/* Interrupted: the kernel will not send releasedir. */
-		fs_op_releasedir(NULL, ino, fi);
+	if (fuse_reply_open(req, fi) == -ENOENT)
+		dir_free(fs, d); /* interrupted: the kernel will not send releasedir */
+}
+
+static void dir_free(struct fs *fs, struct dir_handle *d)
+{
+	pthread_mutex_lock(&fs->inodes.lock);
+	fs_open_unlink(&d->open);
+	inode_unref(&fs->inodes, d->dir);
+	pthread_mutex_unlock(&fs->inodes.lock);
+	for (size_t k = 0; k < d->n; k++) {
+		free(d->ents[k].name);
+		gcs_object_clear(&d->ents[k].obj);
 	}
+	free(d->ents);
+	free(d->seen);
+	free(d->prefix);
+	free(d->next_token);
+	pthread_mutex_destroy(&d->lock);
+	free(d);
+}
+
+static void dir_drop_open(struct fs *fs, struct fs_open *o)
+{
+	dir_free(fs, (struct dir_handle *)o);
 }
 
 void fs_op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	(void)ino;
-	struct dir_handle *d = (struct dir_handle *)(uintptr_t)fi->fh;
-	struct fs *fs = req ? fs_of(req) : NULL;
-	if (d && fs) {
-		pthread_mutex_lock(&fs->inodes.lock);
-		inode_unref(&fs->inodes, d->dir);
-		pthread_mutex_unlock(&fs->inodes.lock);
-	}
-	if (d) {
-		for (size_t k = 0; k < d->n; k++) {
-			free(d->ents[k].name);
-			gcs_object_clear(&d->ents[k].obj);
-		}
-		free(d->ents);
-		free(d->seen);
-		free(d->prefix);
-		free(d->next_token);
-		pthread_mutex_destroy(&d->lock);
-		free(d);
-	}
-	if (req)
-		fuse_reply_err(req, 0);
+	dir_free(fs_of(req), (struct dir_handle *)(uintptr_t)fi->fh);
+	fuse_reply_err(req, 0);
 }
 
 static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,

@@ -19,10 +19,18 @@
 #include "fs/writer.h"
 
 struct handle {
+	struct fs_open open;      /* first: on the mount's list of open handles */
 	struct inode *inode;      /* holds a reference */
 	struct reader *reader;    /* read-only handles */
 	int writable;
 };
+
+static void handle_drop(struct fs *fs, struct handle *h);
+
+static void handle_drop_open(struct fs *fs, struct fs_open *o)
+{
+	handle_drop(fs, (struct handle *)o);
+}
 
 static struct handle *handle_of(struct fuse_file_info *fi)
 {
@@ -30,9 +38,10 @@ static struct handle *handle_of(struct fuse_file_info *fi)
 }
 
 /* Attach a new handle; a writable one counts on the inode's writer. Table lock held. */
-static struct handle *handle_new(struct inode *i, int writable)
+static struct handle *handle_new(struct fs *fs, struct inode *i, int writable)
 {
 	struct handle *h = xcalloc(1, sizeof(*h));
+	fs_open_link(fs, &h->open, handle_drop_open);
 	h->inode = i;
 	h->writable = writable;
 	inode_ref(i);
@@ -46,6 +55,7 @@ static void handle_drop(struct fs *fs, struct handle *h)
 	struct writer *dead = NULL;
 	pthread_mutex_lock(&fs->inodes.lock);
 	struct inode *i = h->inode;
+	fs_open_unlink(&h->open);
 	if (h->writable && --i->writer->nopen == 0) {
 		dead = i->writer;
 		i->writer = NULL;
@@ -96,7 +106,7 @@ void fs_op_create(fuse_req_t req, fuse_ino_t parent_ino, const char *name, mode_
 	i->generation = 0;
 	i->components = 0;
 	clock_gettime(CLOCK_REALTIME, &i->mtime);
-	struct handle *h = handle_new(i, 1);
+	struct handle *h = handle_new(fs, i, 1);
 	fs_fill_entry(fs, i, &e);
 	pthread_mutex_unlock(&fs->inodes.lock);
 	reply_open(req, fs, h, fi, &e);
@@ -131,7 +141,7 @@ void fs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	}
 	struct handle *h = NULL;
 	if (!writable) {
-		h = handle_new(i, 0);
+		h = handle_new(fs, i, 0);
 		if (!i->writer)
 			h->reader = reader_new(fs->prefetcher, fs->gcs, name.data, i->generation,
 					       i->size, fs->opts->read_ahead);
@@ -145,7 +155,7 @@ void fs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 			trunc = 0;
 		}
 		if (rc == 0)
-			h = handle_new(i, 1);
+			h = handle_new(fs, i, 1);
 	}
 	struct writer *w = h && h->writable ? i->writer : NULL;
 	pthread_mutex_unlock(&fs->inodes.lock);

@@ -232,6 +232,10 @@ out:
 	if (s.se)
 		mount_session_close(s.se, 0);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (mount_abandoned(m)) {
+		fflush(NULL);
+		_exit(status);
+	}
 	mount_free(m);
 	opts_free(&o);
 	return status;
