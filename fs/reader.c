@@ -172,8 +172,13 @@ static struct segment *seg_covering(struct reader *r, uint64_t off)
 	return NULL;
 }
 
-/* A free slot, evicting the finished segment farthest from `near` if need be. */
-static struct segment *seg_free_slot(struct reader *r, uint64_t near)
+/*
+ * A free slot. behind_only (prefetch): only a finished segment wholly behind
+ * the reader may make room, never one it is still reading or about to.
+ * Otherwise (a random read's leftover): the finished segment farthest from
+ * `near` goes.
+ */
+static struct segment *seg_free_slot(struct reader *r, uint64_t near, int behind_only)
 {
 	struct segment *victim = NULL;
 	uint64_t worst = 0;
@@ -182,6 +187,8 @@ static struct segment *seg_free_slot(struct reader *r, uint64_t near)
 		if (s->state == SEG_FREE)
 			return s;
 		if (s->state == SEG_LOADING)
+			continue;
+		if (behind_only && s->off + s->len > r->next_off)
 			continue;
 		uint64_t d = s->off > near ? s->off - near : near - s->off;
 		if (!victim || d > worst) {
@@ -211,7 +218,7 @@ static void prefetch_to(struct reader *r, uint64_t until)
 		until = r->size;
 	while (r->ahead < until) {
 		size_t len = until - r->ahead < SEG_MAX ? (size_t)(until - r->ahead) : SEG_MAX;
-		struct segment *s = seg_free_slot(r, r->ahead);
+		struct segment *s = seg_free_slot(r, r->ahead, 1);
 		if (!s || !budget_take(r->pf, len))
 			return;
 		s->off = r->ahead;
@@ -302,7 +309,7 @@ int reader_read(struct reader *r, void *dst, size_t len, uint64_t off, size_t *g
 			memcpy((char *)dst + *got, buf, use);
 			*got += use;
 			/* Keep the rest for the next small read nearby. */
-			struct segment *keep = seg_free_slot(r, at);
+			struct segment *keep = seg_free_slot(r, at, 0);
 			if (keep && n > use && budget_take(r->pf, want)) {
 				keep->off = at;
 				keep->len = want;
