@@ -131,3 +131,13 @@ def test_find_over_deep_implicit_tree(bucket, mount_factory):
         for f in files:
             found.append(os.path.relpath(os.path.join(root, f), m.path))
     assert sorted("run/" + f for f in found) == sorted(names)
+
+
+def test_sequential_read_is_prefetched_in_few_requests(bucket, mount_factory, big):
+    m = mount_factory(bucket, "run")
+    bucket.reset_stats()
+    with open(m.p("big.bin"), "rb") as f:
+        assert f.read() == big
+    media = bucket.stats()["requests"].get("object.media", 0)
+    # 20 MiB in a window growing from 1 MiB: a handful of ranged GETs, not one per read.
+    assert media <= 12, media
