@@ -80,6 +80,7 @@ demo: deps
 bench: deps
 	$(MAKE) gcsmount
 	/usr/bin/python3 tests/bench/bench.py
+	/usr/bin/python3 tests/bench/live_publish.py
 
 # The Debian package, built out of tree: build/deb/gcsmount_VERSION_ARCH.deb
 deb: deps

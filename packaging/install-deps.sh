@@ -12,6 +12,7 @@ PKGS=(
   rclone curl ca-certificates
   clang libclang-rt-14-dev
   dpkg-dev debhelper lintian python3-yaml groff-base
+  gnuplot-nox
 )
 
 missing=()
