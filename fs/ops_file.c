@@ -50,9 +50,37 @@ static struct handle *handle_new(struct fs *fs, struct inode *i, int writable)
 	return h;
 }
 
+/* The last write handle is going: publish what changed since its close. */
+static void publish_at_release(struct fs *fs, struct handle *h)
+{
+	pthread_mutex_lock(&fs->inodes.lock);
+	struct writer *w = h->writable && h->inode->writer->nopen == 1 ? h->inode->writer : NULL;
+	if (w)
+		writer_ref(w);
+	pthread_mutex_unlock(&fs->inodes.lock);
+	if (!w)
+		return;
+	/* close() returned at flush; a utime (cp -p, tar) may have come in
+	 * before this release. */
+	if (writer_is_dirty(w)) {
+		struct gcs_object obj = {0};
+		struct gcs_error e = {0};
+		if (writer_publish(w, &obj, &e) < 0) {
+			fs_gcs_fail("release", &e);
+		} else if (obj.name) {
+			pthread_mutex_lock(&fs->inodes.lock);
+			fs_apply_object(fs, h->inode, &obj);
+			pthread_mutex_unlock(&fs->inodes.lock);
+		}
+		gcs_object_clear(&obj);
+	}
+	writer_unref(w);
+}
+
 static void handle_drop(struct fs *fs, struct handle *h)
 {
 	struct writer *dead = NULL;
+	publish_at_release(fs, h);
 	pthread_mutex_lock(&fs->inodes.lock);
 	struct inode *i = h->inode;
 	fs_open_unlink(&h->open);

@@ -234,7 +234,6 @@ static int set_mtime_closed(struct fs *fs, struct inode *i, const struct timespe
 void fs_op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 		   struct fuse_file_info *fi)
 {
-	(void)fi;
 	struct fs *fs = fs_of(req);
 	struct inode *i = fs_inode(fs, ino);
 	if (!i) {
@@ -244,20 +243,32 @@ void fs_op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set
 	int rc = 0;
 	pthread_mutex_lock(&fs->inodes.lock);
 	struct writer *w = i->writer;
+	if (w)
+		writer_ref(w); /* a release may drop the inode's own meanwhile */
 	enum inode_kind kind = i->kind;
 	pthread_mutex_unlock(&fs->inodes.lock);
-	if ((to_set & FUSE_SET_ATTR_SIZE) && kind == INODE_DIR)
+	if ((to_set & FUSE_SET_ATTR_SIZE) && kind == INODE_DIR) {
 		rc = -EISDIR;
-	else if (to_set & FUSE_SET_ATTR_SIZE)
-		rc = w ? writer_truncate(w, (uint64_t)attr->st_size)
-		       : truncate_closed(fs, i, (uint64_t)attr->st_size);
+	} else if ((to_set & FUSE_SET_ATTR_SIZE) && !w) {
+		rc = truncate_closed(fs, i, (uint64_t)attr->st_size);
+	} else if (to_set & FUSE_SET_ATTR_SIZE) {
+		rc = writer_truncate(w, (uint64_t)attr->st_size);
+		if (rc == 0 && !fi) {
+			/* truncate(2) by name: the object follows now, as for a closed file. */
+			struct gcs_object obj = {0};
+			struct gcs_error e = {0};
+			rc = writer_publish(w, &obj, &e);
+			if (rc < 0)
+				rc = fs_gcs_fail("truncate", &e);
+			gcs_object_clear(&obj);
+		}
+	}
 	if (rc == 0 && (to_set & (FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_MTIME_NOW)) &&
 	    kind != INODE_DIR) {
 		struct timespec t = attr->st_mtim;
 		if (to_set & FUSE_SET_ATTR_MTIME_NOW)
 			clock_gettime(CLOCK_REALTIME, &t);
-		if (w) {
-			writer_set_mtime(w, &t);
+		if (w && writer_set_mtime(w, &t)) {
 			pthread_mutex_lock(&fs->inodes.lock);
 			i->mtime = t;
 			pthread_mutex_unlock(&fs->inodes.lock);
@@ -265,6 +276,7 @@ void fs_op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set
 			rc = set_mtime_closed(fs, i, &t);
 		}
 	}
+	writer_unref(w);
 	if (rc < 0) {
 		fuse_reply_err(req, -rc);
 		return;

@@ -323,14 +323,17 @@ int writer_truncate(struct writer *w, uint64_t size)
 	return rc;
 }
 
-void writer_set_mtime(struct writer *w, const struct timespec *t)
+int writer_set_mtime(struct writer *w, const struct timespec *t)
 {
 	pthread_mutex_lock(&w->lock);
 	w->mtime = *t;
 	w->mtime_set = 1;
-	w->dirty = 1;
-	writer_save(w);
+	/* Everything published already: the caller records it on the object now. */
+	int later = w->dirty && !w->unlinked;
+	if (later)
+		writer_save(w);
 	pthread_mutex_unlock(&w->lock);
+	return later;
 }
 
 void writer_renamed(struct writer *w, const char *object, int64_t gen)

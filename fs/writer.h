@@ -99,7 +99,9 @@ int writer_write(struct writer *w, const void *buf, size_t len, off_t off);
 int writer_read(struct writer *w, void *buf, size_t len, off_t off, size_t *got,
 		struct gcs_error *e);
 int writer_truncate(struct writer *w, uint64_t size);
-void writer_set_mtime(struct writer *w, const struct timespec *t);
+/* Record an mtime for the next publish; returns 0 when nothing is waiting to
+ * be published, so the caller must record it on the object itself. */
+int writer_set_mtime(struct writer *w, const struct timespec *t);
 uint64_t writer_size(struct writer *w);
 /* The name changed (after a rename published it as gen). */
 void writer_renamed(struct writer *w, const char *object, int64_t gen);
