@@ -62,7 +62,7 @@ static void publish_at_release(struct fs *fs, struct handle *h)
 		return;
 	/* close() returned at flush; a utime (cp -p, tar) may have come in
 	 * before this release. */
-	if (writer_is_dirty(w)) {
+	if (writer_has_news(w)) {
 		struct gcs_object obj = {0};
 		struct gcs_error e = {0};
 		if (writer_publish(w, &obj, &e) < 0) {

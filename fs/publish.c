@@ -451,6 +451,7 @@ int writer_publish(struct writer *w, struct gcs_object *out, struct gcs_error *e
 	memset(out, 0, sizeof(*out));
 	pthread_mutex_lock(&w->lock);
 	int rc = publish(w, 1, out, e);
+	w->publish_failed = rc < 0;
 	pthread_mutex_unlock(&w->lock);
 	return rc;
 }

@@ -235,6 +235,7 @@ int writer_write(struct writer *w, const void *buf, size_t len, off_t off)
 		rc = pwrite_all(w->fd, buf, len, off);
 	if (rc == 0) {
 		w->dirty = 1;
+		w->publish_failed = 0;
 		if ((uint64_t)off + len > size)
 			writer_set_size(w, (uint64_t)off + len);
 		stream = w->mode == WRITER_TAIL;
@@ -314,6 +315,7 @@ int writer_truncate(struct writer *w, uint64_t size)
 		if (rc == 0) {
 			writer_set_size(w, size);
 			w->dirty = 1;
+			w->publish_failed = 0;
 			writer_save(w);
 		}
 	} else if (size == 0 && w->base_gen == 0) {
@@ -330,8 +332,10 @@ int writer_set_mtime(struct writer *w, const struct timespec *t)
 	w->mtime_set = 1;
 	/* Everything published already: the caller records it on the object now. */
 	int later = w->dirty && !w->unlinked;
-	if (later)
+	if (later) {
+		w->publish_failed = 0;
 		writer_save(w);
+	}
 	pthread_mutex_unlock(&w->lock);
 	return later;
 }
@@ -351,6 +355,14 @@ void writer_unlink(struct writer *w)
 	pthread_mutex_lock(&w->lock);
 	w->unlinked = 1;
 	pthread_mutex_unlock(&w->lock);
+}
+
+int writer_has_news(struct writer *w)
+{
+	pthread_mutex_lock(&w->lock);
+	int d = w->dirty && !w->unlinked && !w->failed && !w->publish_failed;
+	pthread_mutex_unlock(&w->lock);
+	return d;
 }
 
 int writer_is_dirty(struct writer *w)

@@ -77,6 +77,7 @@ struct writer {
 	int mtime_set;
 	int unlinked;
 	int failed;                  /* a write failed (ENOSPC...): never publish this file */
+	int publish_failed;          /* the last publish failed and nothing changed since */
 	int symlink;
 	struct writer *next_queued;  /* uploader queue; guarded by the uploader lock */
 	int queued;                  /* same */
@@ -107,6 +108,9 @@ uint64_t writer_size(struct writer *w);
 void writer_renamed(struct writer *w, const char *object, int64_t gen);
 void writer_unlink(struct writer *w);
 int writer_is_dirty(struct writer *w);
+/* Dirty with something new since the last publish failed (that one was
+ * reported to the program and stays in the spool). */
+int writer_has_news(struct writer *w);
 
 /* Make the object hold every byte written so far. out->name is NULL when
  * there was nothing to do. */
