@@ -16,6 +16,7 @@
 
 #include "auth/secret.h"
 #include "common/http.h"
+#include "common/metrics.h"
 
 int token_is_clean(const char *s, size_t len)
 {
@@ -125,6 +126,7 @@ int token_request_perform(const struct token_request *r, struct buf *token,
 {
 	int attempts = r->attempts > 0 ? r->attempts : TOKEN_ATTEMPTS;
 	long backoff_ms = 200;
+	int kind = metrics_kind("token");
 	for (int i = 1;; i++) {
 		struct http_req req;
 		struct http_resp resp;
@@ -140,7 +142,14 @@ int token_request_perform(const struct token_request *r, struct buf *token,
 		http_req_header(&req, "Accept: application/json");
 		req.connect_timeout_ms = r->connect_timeout_ms;
 		req.low_speed_secs = 30;
+		metrics_http_begin(kind);
+		struct timespec t0, t1;
+		clock_gettime(CLOCK_MONOTONIC, &t0);
 		int hrc = http_perform(&req, &resp);
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		metrics_http_attempt(kind, hrc == 0 ? resp.status : 0,
+				     (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9,
+				     hrc == 0 ? req.body_len : 0, resp.body.len);
 		http_req_free(&req);
 
 		int rc, retry = 0;
@@ -177,6 +186,7 @@ int token_request_perform(const struct token_request *r, struct buf *token,
 				 i > 1 ? " after retries" : "", why);
 			return rc;
 		}
+		metrics_http_retry(kind);
 		token_sleep_ms(backoff_ms);
 		backoff_ms *= 3;
 	}

@@ -52,6 +52,8 @@ int fs_child_name(struct fs *fs, struct inode *parent, const char *name, int dir
 		return -EINVAL;
 	if (parent->ino == FUSE_ROOT_ID && strcmp(name, FS_TMP_DIR) == 0)
 		return -ENOENT; /* temporary objects stay out of sight */
+	if (fs_status_is(parent->ino, name))
+		return -EACCES; /* the status file's name */
 	int rc = fs_object_name(fs, parent, 1, out);
 	if (rc < 0)
 		return rc;

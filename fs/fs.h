@@ -130,5 +130,13 @@ void fs_op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, o
 void fs_op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 void fs_op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 void fs_op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi);
+/* The status file at the root (ops_status.c): never listed, never a real inode. */
+#define FS_STATUS_INO ((fuse_ino_t)0x7fffffffffff5700ull)
+int fs_status_is(fuse_ino_t parent, const char *name);
+void fs_status_lookup(fuse_req_t req);
+void fs_status_getattr(fuse_req_t req);
+void fs_status_open(fuse_req_t req, struct fuse_file_info *fi);
+void fs_status_read(fuse_req_t req, size_t size, off_t off, struct fuse_file_info *fi);
+void fs_status_release(fuse_req_t req, struct fuse_file_info *fi);
 
 #endif

@@ -16,6 +16,7 @@
 #include "fs/mount.h"
 #include "fs/options.h"
 #include "fs/run.h"
+#include "fs/status.h"
 
 #ifndef GCSMOUNT_VERSION
 #define GCSMOUNT_VERSION "dev"
@@ -25,6 +26,7 @@ static void usage(FILE *f)
 {
 	fputs("usage: gcsmount [-f] [-o OPT[,OPT...]] gs://BUCKET[/PREFIX] MOUNTPOINT\n"
 	      "       gcsmount run [-o OPT,...] gs://BUCKET[/PREFIX] MOUNTPOINT -- COMMAND [ARGS...]\n"
+	      "       gcsmount status MOUNTPOINT\n"
 	      "       gcsmount --version | --help\n"
 	      "\n"
 	      "Mounts a Google Cloud Storage bucket prefix as a directory.\n"
@@ -43,6 +45,7 @@ static void usage(FILE *f)
 	      "  -o read_ahead=64M    largest sequential prefetch window\n"
 	      "  -o stat_ttl=60,type_ttl=60,negative_ttl=5   cache lifetimes, seconds\n"
 	      "  -o retry_deadline=120  seconds to keep retrying a failing request\n"
+	      "  -o metrics=ADDR:PORT serve Prometheus metrics on http://ADDR:PORT/metrics\n"
 	      "  -o debug             verbose log (never secrets)\n"
 	      "  -o allow_other,...   libfuse's own mount options\n"
 	      "\n"
@@ -56,6 +59,8 @@ int main(int argc, char **argv)
 {
 	if (argc > 1 && strcmp(argv[1], "run") == 0)
 		return run_main(argc - 1, argv + 1);
+	if (argc > 1 && strcmp(argv[1], "status") == 0)
+		return status_main(argc - 1, argv + 1);
 	struct mount_opts o;
 	char err[512];
 	opts_defaults(&o);

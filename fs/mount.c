@@ -16,7 +16,9 @@
 #include "auth/auth.h"
 #include "common/http.h"
 #include "common/log.h"
+#include "common/metrics.h"
 #include "fs/fs.h"
+#include "fs/observe.h"
 #include "fs/reader.h"
 #include "fs/writer.h"
 
@@ -128,6 +130,9 @@ struct mount_ctx *mount_prepare(const struct mount_opts *o, char *err, size_t er
 	struct mount_ctx *m = xcalloc(1, sizeof(*m));
 	m->opts = o;
 	m->endpoint = pick_endpoint(o);
+	/* Listen now: a bad address or a port in use fails the mount. */
+	if (o->metrics && metrics_serve_bind(o->metrics, err, errlen) < 0)
+		goto fail;
 	char aerr[384] = "";
 	struct auth_config ac = {
 		.key_file = o->key_file, .token_file = o->token_file, .anonymous = o->anonymous,
@@ -181,6 +186,7 @@ struct mount_ctx *mount_prepare(const struct mount_opts *o, char *err, size_t er
 	};
 	inode_table_init(&m->fs.inodes);
 	clock_gettime(CLOCK_REALTIME, &m->fs.started);
+	fs_observe_register(&m->fs);
 	return m;
 fail:
 	mount_free(m);
@@ -409,6 +415,9 @@ int mount_serve(struct mount_ctx *m, struct fuse_session *se)
 		return 1;
 	publisher_start(&m->fs.publisher, &m->fs, o->publish_interval);
 	m->fs.prefetcher = prefetcher_new(PREFETCH_THREADS, READ_BUDGET(o->read_ahead));
+	char merr[256];
+	if (o->metrics && metrics_serve_start(o->metrics, merr, sizeof(merr)) < 0)
+		log_error("%s", merr);
 	struct shutdown sd = {.m = m, .lock = PTHREAD_MUTEX_INITIALIZER,
 			      .cv = PTHREAD_COND_INITIALIZER};
 	/* The spool's entries now are an earlier run's: recover those, never ours. */
@@ -475,6 +484,9 @@ int mount_abandoned(const struct mount_ctx *m)
 
 void mount_free(struct mount_ctx *m)
 {
+	/* No scrape may read the mount past this point. */
+	metrics_serve_stop();
+	metrics_clear_collectors();
 	if (!m || m->abandoned)
 		return; /* threads still use it; the process is exiting */
 	if (m->fs.inodes.by_ino)

@@ -142,6 +142,10 @@ void fs_op_create(fuse_req_t req, fuse_ino_t parent_ino, const char *name, mode_
 
 void fs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
+	if (ino == FS_STATUS_INO) {
+		fs_status_open(req, fi);
+		return;
+	}
 	struct fs *fs = fs_of(req);
 	struct inode *i = fs_inode(fs, ino);
 	if (!i) {
@@ -202,7 +206,10 @@ void fs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 void fs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		struct fuse_file_info *fi)
 {
-	(void)ino;
+	if (ino == FS_STATUS_INO) {
+		fs_status_read(req, size, off, fi);
+		return;
+	}
 	struct fs *fs = fs_of(req);
 	struct handle *h = handle_of(fi);
 	char *data = xmalloc(size ? size : 1);
@@ -292,24 +299,25 @@ static int upload(struct fs *fs, struct handle *h)
 
 void fs_op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	(void)ino;
-	struct handle *h = handle_of(fi);
-	int rc = h->writable ? upload(fs_of(req), h) : 0;
+	struct handle *h = ino == FS_STATUS_INO ? NULL : handle_of(fi);
+	int rc = h && h->writable ? upload(fs_of(req), h) : 0;
 	fuse_reply_err(req, -rc);
 }
 
 void fs_op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
 {
-	(void)ino;
 	(void)datasync;
-	struct handle *h = handle_of(fi);
-	int rc = h->writable ? upload(fs_of(req), h) : 0;
+	struct handle *h = ino == FS_STATUS_INO ? NULL : handle_of(fi);
+	int rc = h && h->writable ? upload(fs_of(req), h) : 0;
 	fuse_reply_err(req, -rc);
 }
 
 void fs_op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	(void)ino;
+	if (ino == FS_STATUS_INO) {
+		fs_status_release(req, fi);
+		return;
+	}
 	handle_drop(fs_of(req), handle_of(fi));
 	fuse_reply_err(req, 0);
 }

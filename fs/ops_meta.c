@@ -60,6 +60,10 @@ out:
 
 void fs_op_lookup(fuse_req_t req, fuse_ino_t parent_ino, const char *name)
 {
+	if (fs_status_is(parent_ino, name)) {
+		fs_status_lookup(req);
+		return;
+	}
 	struct fs *fs = fs_of(req);
 	struct inode *parent = fs_inode(fs, parent_ino);
 	struct fuse_entry_param e;
@@ -167,6 +171,10 @@ static void reply_attr(fuse_req_t req, struct fs *fs, struct inode *i)
 void fs_op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	(void)fi;
+	if (ino == FS_STATUS_INO) {
+		fs_status_getattr(req);
+		return;
+	}
 	struct fs *fs = fs_of(req);
 	struct inode *i = fs_inode(fs, ino);
 	if (!i) {
@@ -235,9 +243,9 @@ void fs_op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set
 		   struct fuse_file_info *fi)
 {
 	struct fs *fs = fs_of(req);
-	struct inode *i = fs_inode(fs, ino);
+	struct inode *i = ino == FS_STATUS_INO ? NULL : fs_inode(fs, ino);
 	if (!i) {
-		fuse_reply_err(req, ENOENT);
+		fuse_reply_err(req, ino == FS_STATUS_INO ? EACCES : ENOENT);
 		return;
 	}
 	int rc = 0;

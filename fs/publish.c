@@ -17,6 +17,7 @@
 #include "common/buf.h"
 #include "common/crc32c.h"
 #include "common/log.h"
+#include "fs/observe.h"
 #include "fs/uploader.h"
 #include "fs/writer_internal.h"
 
@@ -452,6 +453,8 @@ int writer_publish(struct writer *w, struct gcs_object *out, struct gcs_error *e
 	pthread_mutex_lock(&w->lock);
 	int rc = publish(w, 1, out, e);
 	w->publish_failed = rc < 0;
+	if (rc < 0)
+		observe_publish_failed(w->id, e->msg);
 	pthread_mutex_unlock(&w->lock);
 	return rc;
 }
@@ -470,6 +473,8 @@ int writer_publish_due(struct writer *w, double interval, struct gcs_object *out
 	if (w->dirty && age >= interval && !w->closing &&
 	    (w->mode == WRITER_TAIL || writer_size(w) <= STAGED_PUBLISH_MAX))
 		rc = publish(w, 0, out, e);
+	if (rc < 0 && rc != -EAGAIN)
+		observe_publish_failed(w->id, e->msg);
 	pthread_mutex_unlock(&w->lock);
 	return rc == -EAGAIN ? 0 : rc;
 }

@@ -103,6 +103,14 @@ void uploader_sub_pending(struct uploader *up, uint64_t n)
 	pthread_mutex_unlock(&up->lock);
 }
 
+uint64_t uploader_pending(struct uploader *up)
+{
+	pthread_mutex_lock(&up->lock);
+	uint64_t n = up->pending;
+	pthread_mutex_unlock(&up->lock);
+	return n;
+}
+
 void uploader_throttle(struct uploader *up, struct writer *w)
 {
 	pthread_mutex_lock(&up->lock);

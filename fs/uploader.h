@@ -39,6 +39,8 @@ void uploader_stop(struct uploader *up);
 void uploader_kick(struct uploader *up, struct writer *w);
 void uploader_add_pending(struct uploader *up, uint64_t n);
 void uploader_sub_pending(struct uploader *up, uint64_t n);
+/* Bytes counted against the budget now (metrics). */
+uint64_t uploader_pending(struct uploader *up);
 /* Wait while the budget is spent and w has a chunk's worth of its own to send. */
 void uploader_throttle(struct uploader *up, struct writer *w);
 

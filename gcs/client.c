@@ -20,6 +20,7 @@
 
 #include "auth/auth.h"
 #include "common/log.h"
+#include "common/metrics.h"
 
 struct gcs_client *gcs_client_new(const struct gcs_config *cfg)
 {
@@ -139,18 +140,25 @@ int gcs_call(struct gcs_client *c, struct http_req *req, struct http_resp *resp,
 	double backoff = 0.1;
 	int refreshed = 0;
 	int attempt = 0;
+	int kind = metrics_kind(what);
 	for (;;) {
 		attempt++;
 		int rc = gcs_add_auth(c, req, base_len, hdr, sizeof(hdr), e);
 		if (rc < 0)
 			return rc;
+		metrics_http_begin(kind);
+		double sent_at = now_s();
 		rc = http_perform(req, resp);
+		/* Bytes sent are counted when an answer arrived (the body went out). */
+		metrics_http_attempt(kind, rc == 0 ? resp->status : 0, now_s() - sent_at,
+				     rc == 0 ? req->body_len : 0, resp->body.len + resp->out_len);
 		long s = resp->status;
 		if (rc == 0 && ((s >= 200 && s < 300) || (ok_extra && s == ok_extra)))
 			return 0;
 		if (rc == 0 && s == 401 && !refreshed && c->auth) {
 			refreshed = 1;
 			auth_invalidate(c->auth, hdr);
+			metrics_http_retry(kind);
 			log_info("%s %s: 401 from server, refreshing the token once", what, name);
 			continue;
 		}
@@ -172,6 +180,7 @@ int gcs_call(struct gcs_client *c, struct http_req *req, struct http_resp *resp,
 				log_info("%s %s: HTTP %ld, retrying", what, name, s);
 			else
 				log_info("%s %s: %s, retrying", what, name, resp->err);
+			metrics_http_retry(kind);
 			sleep_s(delay);
 			backoff = backoff * 2 > 30 ? 30 : backoff * 2;
 			continue;

@@ -75,6 +75,8 @@ void gcs_client_free(struct gcs_client *c);
 /* Override the retry deadline (the pre-mount check uses a short one). */
 void gcs_client_set_retry_deadline(struct gcs_client *c, double seconds);
 const char *gcs_client_bucket(const struct gcs_client *c);
+/* Access tokens fetched so far by the client's credentials (metrics). */
+unsigned long gcs_client_token_refreshes(const struct gcs_client *c);
 
 void gcs_object_clear(struct gcs_object *o);
 void gcs_list_page_free(struct gcs_list_page *p);
