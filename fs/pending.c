@@ -48,13 +48,13 @@ static char **spool_ids(const char *dir, size_t *n)
 	struct dirent *de;
 	while ((de = readdir(d))) {
 		size_t len = strlen(de->d_name);
-		if (len <= 5 || strcmp(de->d_name + len - 5, ".json") != 0)
+		if (len <= 8 || strcmp(de->d_name + len - 8, ".journal") != 0)
 			continue;
 		if (*n == cap) {
 			cap = cap ? cap * 2 : 16;
 			ids = xrealloc(ids, cap * sizeof(*ids));
 		}
-		ids[(*n)++] = xstrndup(de->d_name, len - 5);
+		ids[(*n)++] = xstrndup(de->d_name, len - 8);
 	}
 	closedir(d);
 	if (*n)
@@ -99,7 +99,7 @@ static int read_journal(const char *dir, const char *id, struct spool_state *st,
 			struct timespec *mtime)
 {
 	char path[4096];
-	snprintf(path, sizeof(path), "%s/%s.json", dir, id);
+	snprintf(path, sizeof(path), "%s/%s.journal", dir, id);
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
@@ -116,7 +116,7 @@ static int read_journal(const char *dir, const char *id, struct spool_state *st,
 	close(fd);
 	if (rc == 0) {
 		memset(st, 0, sizeof(*st));
-		rc = spool_state_from_json(text, (size_t)sb.st_size, st);
+		rc = spool_state_from_text(text, (size_t)sb.st_size, st);
 		*mtime = sb.st_mtim;
 	}
 	free(text);

@@ -3,7 +3,6 @@
  */
 #include "fs/spool.h"
 
-#include <cjson/cJSON.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -71,90 +70,125 @@ int spool_create(struct spool *s, char *id, size_t idlen, int *fd)
 	return -EEXIST;
 }
 
-char *spool_state_to_json(const struct spool_state *st)
+/*
+ * The journal is "key value" lines. Values run to the end of their line:
+ * object names cannot hold CR or LF (GCS refuses them) and neither can a
+ * session URI, so no escaping is needed.
+ */
+char *spool_state_to_text(const struct spool_state *st)
 {
-	cJSON *j = cJSON_CreateObject();
-	char num[32];
-	cJSON_AddStringToObject(j, "object", st->object ? st->object : "");
-	snprintf(num, sizeof(num), "%" PRId64, st->base_gen);
-	cJSON_AddStringToObject(j, "base_gen", num);
-	snprintf(num, sizeof(num), "%" PRIu64, st->base_size);
-	cJSON_AddStringToObject(j, "base_size", num);
-	cJSON_AddBoolToObject(j, "staged", st->staged);
-	if (st->session) {
-		cJSON_AddStringToObject(j, "session", st->session);
-		cJSON_AddStringToObject(j, "session_object",
-					st->session_object ? st->session_object : "");
-	}
-	snprintf(num, sizeof(num), "%" PRIu64, st->sent);
-	cJSON_AddStringToObject(j, "sent", num);
-	cJSON_AddBoolToObject(j, "closing", st->closing);
-	cJSON_AddBoolToObject(j, "symlink", st->symlink);
-	if (st->mtime_sec || st->mtime_nsec) {
-		snprintf(num, sizeof(num), "%" PRId64, st->mtime_sec);
-		cJSON_AddStringToObject(j, "mtime_sec", num);
-		cJSON_AddNumberToObject(j, "mtime_nsec", (double)st->mtime_nsec);
-	}
-	char *s = cJSON_PrintUnformatted(j);
-	cJSON_Delete(j);
-	return s;
+	struct buf b = BUF_INIT;
+	buf_printf(&b, "gcsmount-journal 1\nobject %s\nbase_gen %" PRId64 "\nbase_size %" PRIu64
+		   "\nstaged %d\nsent %" PRIu64 "\nclosing %d\nsymlink %d\n",
+		   st->object ? st->object : "", st->base_gen, st->base_size, !!st->staged, st->sent,
+		   !!st->closing, !!st->symlink);
+	if (st->session)
+		buf_printf(&b, "session %s\nsession_object %s\n", st->session,
+			   st->session_object ? st->session_object : "");
+	if (st->mtime_sec || st->mtime_nsec)
+		buf_printf(&b, "mtime %" PRId64 ".%09ld\n", st->mtime_sec, st->mtime_nsec);
+	return buf_detach(&b);
 }
 
-static int get_num(const cJSON *j, const char *key, int64_t *out)
+static int parse_u64(const char *v, uint64_t *out)
 {
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, key);
-	if (!v)
-		return 0;
-	if (!cJSON_IsString(v))
-		return -EINVAL;
 	char *end;
+	if (*v < '0' || *v > '9')
+		return -EINVAL;
 	errno = 0;
-	long long n = strtoll(v->valuestring, &end, 10);
-	if (errno || end == v->valuestring || *end || n < 0)
+	unsigned long long n = strtoull(v, &end, 10);
+	if (errno || *end)
 		return -EINVAL;
 	*out = n;
 	return 0;
 }
 
-int spool_state_from_json(const char *json, size_t len, struct spool_state *st)
+static int parse_flag(const char *v, int *out)
+{
+	if (strcmp(v, "0") && strcmp(v, "1"))
+		return -EINVAL;
+	*out = v[0] == '1';
+	return 0;
+}
+
+static int parse_line(struct spool_state *st, const char *key, const char *v)
+{
+	uint64_t n;
+	int rc = 0;
+	if (strcmp(key, "gcsmount-journal") == 0) {
+		rc = strcmp(v, "1") ? -EINVAL : 0;
+	} else if (strcmp(key, "object") == 0) {
+		free(st->object);
+		st->object = xstrdup(v);
+	} else if (strcmp(key, "base_gen") == 0) {
+		if ((rc = parse_u64(v, &n)) == 0)
+			st->base_gen = (int64_t)n;
+	} else if (strcmp(key, "base_size") == 0) {
+		rc = parse_u64(v, &st->base_size);
+	} else if (strcmp(key, "sent") == 0) {
+		rc = parse_u64(v, &st->sent);
+	} else if (strcmp(key, "staged") == 0) {
+		rc = parse_flag(v, &st->staged);
+	} else if (strcmp(key, "closing") == 0) {
+		rc = parse_flag(v, &st->closing);
+	} else if (strcmp(key, "symlink") == 0) {
+		rc = parse_flag(v, &st->symlink);
+	} else if (strcmp(key, "session") == 0) {
+		free(st->session);
+		st->session = xstrdup(v);
+	} else if (strcmp(key, "session_object") == 0) {
+		free(st->session_object);
+		st->session_object = xstrdup(v);
+	} else if (strcmp(key, "mtime") == 0) {
+		const char *dot = strchr(v, '.');
+		uint64_t ns;
+		char secs[32];
+		if (!dot || (size_t)(dot - v) >= sizeof(secs) || strlen(dot + 1) != 9)
+			return -EINVAL;
+		memcpy(secs, v, (size_t)(dot - v));
+		secs[dot - v] = '\0';
+		if ((rc = parse_u64(secs, &n)) == 0 && (rc = parse_u64(dot + 1, &ns)) == 0) {
+			st->mtime_sec = (int64_t)n;
+			st->mtime_nsec = (long)ns;
+		}
+	}
+	/* Unknown keys are from a newer version: ignored. */
+	return rc;
+}
+
+int spool_state_from_text(const char *text, size_t len, struct spool_state *st)
 {
 	memset(st, 0, sizeof(*st));
-	cJSON *j = cJSON_ParseWithLength(json, len);
-	const cJSON *obj = cJSON_GetObjectItemCaseSensitive(j, "object");
-	if (!cJSON_IsObject(j) || !cJSON_IsString(obj) || !obj->valuestring[0]) {
-		cJSON_Delete(j);
-		return -EINVAL;
+	int rc = 0, first = 1;
+	const char *p = text, *end = text + len;
+	while (p < end && rc == 0) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		if (!nl) {
+			rc = -EINVAL; /* a journal always ends its lines */
+			break;
+		}
+		char *line = xstrndup(p, (size_t)(nl - p));
+		char *sp = strchr(line, ' ');
+		/* A NUL inside the line would cut it short: not a journal. */
+		if (!sp || strlen(line) != (size_t)(nl - p)) {
+			rc = -EINVAL;
+		} else {
+			*sp = '\0';
+			if (first && strcmp(line, "gcsmount-journal") != 0)
+				rc = -EINVAL;
+			else
+				rc = parse_line(st, line, sp + 1);
+		}
+		first = 0;
+		free(line);
+		p = nl + 1;
 	}
-	int64_t base_gen = 0, base_size = 0, sent = 0, msec = 0;
-	int rc = get_num(j, "base_gen", &base_gen);
-	if (rc == 0) rc = get_num(j, "base_size", &base_size);
-	if (rc == 0) rc = get_num(j, "sent", &sent);
-	if (rc == 0) rc = get_num(j, "mtime_sec", &msec);
-	const cJSON *sess = cJSON_GetObjectItemCaseSensitive(j, "session");
-	const cJSON *sobj = cJSON_GetObjectItemCaseSensitive(j, "session_object");
-	if (rc == 0 && sess && (!cJSON_IsString(sess) || !cJSON_IsString(sobj)))
+	if (rc == 0 && (first || !st->object || !st->object[0] ||
+			(st->session && !st->session_object)))
 		rc = -EINVAL;
-	if (rc < 0) {
-		cJSON_Delete(j);
-		return rc;
-	}
-	st->object = xstrdup(obj->valuestring);
-	st->base_gen = base_gen;
-	st->base_size = (uint64_t)base_size;
-	st->sent = (uint64_t)sent;
-	st->staged = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "staged"));
-	st->closing = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "closing"));
-	st->symlink = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "symlink"));
-	if (sess) {
-		st->session = xstrdup(sess->valuestring);
-		st->session_object = xstrdup(sobj->valuestring);
-	}
-	st->mtime_sec = msec;
-	const cJSON *ns = cJSON_GetObjectItemCaseSensitive(j, "mtime_nsec");
-	if (cJSON_IsNumber(ns) && ns->valuedouble >= 0 && ns->valuedouble < 1e9)
-		st->mtime_nsec = (long)ns->valuedouble;
-	cJSON_Delete(j);
-	return 0;
+	if (rc < 0)
+		spool_state_clear(st);
+	return rc;
 }
 
 void spool_state_clear(struct spool_state *st)
@@ -168,9 +202,9 @@ void spool_state_clear(struct spool_state *st)
 int spool_save(const struct spool *s, const char *id, const struct spool_state *st)
 {
 	char path[4096], tmp[4200];
-	entry_path(s, id, "json", path, sizeof(path));
+	entry_path(s, id, "journal", path, sizeof(path));
 	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-	char *text = spool_state_to_json(st);
+	char *text = spool_state_to_text(st);
 	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	int rc = 0;
 	if (fd < 0) {
@@ -196,7 +230,7 @@ int spool_save(const struct spool *s, const char *id, const struct spool_state *
 void spool_remove(const struct spool *s, const char *id)
 {
 	char path[4096];
-	entry_path(s, id, "json", path, sizeof(path));
+	entry_path(s, id, "journal", path, sizeof(path));
 	unlink(path);
 	entry_path(s, id, "data", path, sizeof(path));
 	unlink(path);
@@ -212,22 +246,22 @@ int spool_scan(const struct spool *s,
 	struct dirent *de;
 	while ((de = readdir(d))) {
 		size_t n = strlen(de->d_name);
-		if (n > 9 && strcmp(de->d_name + n - 9, ".json.tmp") == 0) {
+		if (n > 12 && strcmp(de->d_name + n - 12, ".journal.tmp") == 0) {
 			/* A journal being replaced when the process died: the old one stands. */
 			char path[4096];
 			snprintf(path, sizeof(path), "%s/%s", s->dir, de->d_name);
 			unlink(path);
 			continue;
 		}
-		if (n < 6 || strcmp(de->d_name + n - 5, ".json") != 0)
+		if (n < 9 || strcmp(de->d_name + n - 8, ".journal") != 0)
 			continue;
 		char id[256], path[4096];
-		if (n - 5 >= sizeof(id))
+		if (n - 8 >= sizeof(id))
 			continue;
-		memcpy(id, de->d_name, n - 5);
-		id[n - 5] = '\0';
+		memcpy(id, de->d_name, n - 8);
+		id[n - 8] = '\0';
 		seen++;
-		entry_path(s, id, "json", path, sizeof(path));
+		entry_path(s, id, "journal", path, sizeof(path));
 		struct buf text = BUF_INIT;
 		int jfd = open(path, O_RDONLY | O_CLOEXEC);
 		char block[4096];
@@ -237,7 +271,7 @@ int spool_scan(const struct spool *s,
 		if (jfd >= 0)
 			close(jfd);
 		struct spool_state st;
-		if (!text.data || spool_state_from_json(text.data, text.len, &st) < 0) {
+		if (!text.data || spool_state_from_text(text.data, text.len, &st) < 0) {
 			log_error("spool: %s: unreadable journal, left in place", path);
 			buf_free(&text);
 			continue;

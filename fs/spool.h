@@ -6,7 +6,7 @@
  * One directory per mount target (endpoint, bucket, prefix), mode 0700,
  * under spool_dir. Each file open for writing has two entries there:
  *   ID.data    the file's bytes (sparse where the object already holds them)
- *   ID.json    its journal: object name, the generation and size already
+ *   ID.journal its journal: object name, the generation and size already
  *              published, the resumable session and what the server
  *              confirmed of it, whether a close/fsync had begun.
  * The journal is replaced atomically (write, rename) at each state change;
@@ -50,9 +50,9 @@ int spool_save(const struct spool *s, const char *id, const struct spool_state *
 /* Remove both files of an entry. */
 void spool_remove(const struct spool *s, const char *id);
 
-/* Journal text <-> state (pure; exposed for tests and fuzzing). */
-char *spool_state_to_json(const struct spool_state *st);
-int spool_state_from_json(const char *json, size_t len, struct spool_state *st);
+/* Journal text ("key value" lines) <-> state (pure; exposed for tests). */
+char *spool_state_to_text(const struct spool_state *st);
+int spool_state_from_text(const char *text, size_t len, struct spool_state *st);
 void spool_state_clear(struct spool_state *st);
 
 /*

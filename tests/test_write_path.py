@@ -151,9 +151,9 @@ def test_cp_r_many_small_files(bucket, mnt, tmp_path):
 
 def journal_says_closing(m):
     import glob
-    for path in glob.glob(os.path.join(m.spool, "*", "*.json")):
+    for path in glob.glob(os.path.join(m.spool, "*", "*.journal")):
         with open(path) as f:
-            if '"closing":true' in f.read():
+            if "\nclosing 1\n" in f.read():
                 return True
     return False
 
