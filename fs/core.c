@@ -174,3 +174,25 @@ void fs_open_drop_all(struct fs *fs)
 		o->drop(fs, o); /* unlinks it */
 	}
 }
+
+struct writer **fs_open_writers(struct fs *fs, size_t *n)
+{
+	struct inode_table *t = &fs->inodes;
+	struct writer **out = NULL;
+	size_t cap = 0;
+	*n = 0;
+	pthread_mutex_lock(&t->lock);
+	for (size_t b = 0; b < t->nbuckets; b++)
+		for (struct inode *i = t->by_ino[b]; i; i = i->next_ino) {
+			if (!i->writer)
+				continue;
+			if (*n == cap) {
+				cap = cap ? cap * 2 : 16;
+				out = xrealloc(out, cap * sizeof(*out));
+			}
+			writer_ref(i->writer);
+			out[(*n)++] = i->writer;
+		}
+	pthread_mutex_unlock(&t->lock);
+	return out;
+}

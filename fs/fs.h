@@ -81,6 +81,10 @@ int fs_dir_is_empty(struct fs *fs, struct inode *dir, const char *prefix);
 /* Stat the object again when the inode's attributes expired. 0 or -errno. */
 int fs_refresh_attr(struct fs *fs, struct inode *i);
 
+/* The writers of files open for writing now, each with a reference the
+ * caller drops (writer_unref); the array is the caller's to free. */
+struct writer **fs_open_writers(struct fs *fs, size_t *n);
+
 /* The list of open handles (table lock held for link/unlink). */
 void fs_open_link(struct fs *fs, struct fs_open *o, void (*drop)(struct fs *, struct fs_open *));
 void fs_open_unlink(struct fs_open *o);

@@ -10,7 +10,6 @@
  */
 #include <stdio.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "common/log.h"
 #include "fs/mount.h"
@@ -88,11 +87,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	int status = mount_run(m);
-	if (mount_abandoned(m)) {
-		fflush(NULL);
-		_exit(status);
-	}
-	mount_free(m);
+	status = mount_end(m, status);
 	opts_free(&o);
 	return status;
 }

@@ -477,9 +477,15 @@ void mount_abandon(struct mount_ctx *m)
 	m->abandoned = 1;
 }
 
-int mount_abandoned(const struct mount_ctx *m)
+int mount_end(struct mount_ctx *m, int status)
 {
-	return m && m->abandoned;
+	if (m && m->abandoned) {
+		/* Upload threads still run: exit() would tear down what they use. */
+		fflush(NULL);
+		_exit(status);
+	}
+	mount_free(m);
+	return status;
 }
 
 void mount_free(struct mount_ctx *m)

@@ -29,9 +29,9 @@ int mount_serve(struct mount_ctx *m, struct fuse_session *se);
 void mount_session_close(struct fuse_session *se, int signals);
 /* Uploads are still running and the process exits without waiting for them. */
 void mount_abandon(struct mount_ctx *m);
-/* Whether uploads were abandoned: the process must then leave with _exit(),
- * since exit() would tear down what their threads still use. */
-int mount_abandoned(const struct mount_ctx *m);
+/* The end of a mount's life: frees it and returns status, or, when uploads
+ * were abandoned at the deadline, leaves the process at once with _exit(). */
+int mount_end(struct mount_ctx *m, int status);
 /* Frees nothing when uploads were abandoned at the deadline (threads still
  * use it; the process is about to exit). */
 void mount_free(struct mount_ctx *m);

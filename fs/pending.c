@@ -62,28 +62,6 @@ static char **spool_ids(const char *dir, size_t *n)
 	return ids;
 }
 
-/* The writers of files open here, each with a reference. */
-static struct writer **live_writers(struct fs *fs, size_t *n)
-{
-	struct inode_table *t = &fs->inodes;
-	struct writer **out = NULL;
-	size_t cap = 0;
-	*n = 0;
-	pthread_mutex_lock(&t->lock);
-	for (size_t b = 0; b < t->nbuckets; b++)
-		for (struct inode *i = t->by_ino[b]; i; i = i->next_ino) {
-			if (!i->writer)
-				continue;
-			if (*n == cap) {
-				cap = cap ? cap * 2 : 16;
-				out = xrealloc(out, cap * sizeof(*out));
-			}
-			writer_ref(i->writer);
-			out[(*n)++] = i->writer;
-		}
-	pthread_mutex_unlock(&t->lock);
-	return out;
-}
 
 /* The object's path under the mount. */
 static char *rel_path(struct fs *fs, const char *object)
@@ -221,7 +199,7 @@ void pending_collect(struct fs *fs, struct pending_list *out)
 	clock_gettime(CLOCK_REALTIME, &now);
 	size_t nids, nws;
 	char **ids = spool_ids(fs->spool.dir, &nids);
-	struct writer **ws = live_writers(fs, &nws);
+	struct writer **ws = fs_open_writers(fs, &nws);
 	char **live = nws ? xmalloc(nws * sizeof(*live)) : NULL;
 	for (size_t k = 0; k < nws; k++) {
 		live[k] = ws[k]->id;

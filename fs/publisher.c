@@ -12,29 +12,6 @@
 #include "common/log.h"
 #include "fs/fs.h"
 
-/* Writers open now, each with a reference. */
-static struct writer **open_writers(struct fs *fs, size_t *n)
-{
-	struct inode_table *t = &fs->inodes;
-	struct writer **out = NULL;
-	size_t cap = 0;
-	*n = 0;
-	pthread_mutex_lock(&t->lock);
-	for (size_t b = 0; b < t->nbuckets; b++)
-		for (struct inode *i = t->by_ino[b]; i; i = i->next_ino) {
-			if (!i->writer)
-				continue;
-			if (*n == cap) {
-				cap = cap ? cap * 2 : 16;
-				out = xrealloc(out, cap * sizeof(*out));
-			}
-			writer_ref(i->writer);
-			out[(*n)++] = i->writer;
-		}
-	pthread_mutex_unlock(&t->lock);
-	return out;
-}
-
 static void *run(void *arg)
 {
 	struct publisher *p = arg;
@@ -52,7 +29,7 @@ static void *run(void *arg)
 			break;
 		pthread_mutex_unlock(&p->lock);
 		size_t n;
-		struct writer **ws = open_writers(p->fs, &n);
+		struct writer **ws = fs_open_writers(p->fs, &n);
 		for (size_t k = 0; k < n; k++) {
 			struct gcs_object obj;
 			struct gcs_error e = {0};

@@ -232,11 +232,7 @@ out:
 	if (s.se)
 		mount_session_close(s.se, 0);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	if (mount_abandoned(m)) {
-		fflush(NULL);
-		_exit(status);
-	}
-	mount_free(m);
+	status = mount_end(m, status);
 	opts_free(&o);
 	return status;
 }
