@@ -12,10 +12,15 @@ import select
 import shutil
 import signal
 import subprocess
+import sys
 import threading
 import time
 from collections import Counter
 from urllib.parse import quote, urlencode
+
+# The tests' own helpers (tests/): one reading of /proc/self/mounts for both.
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from mountlib import is_mounted  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TESTS = os.path.dirname(HERE)
@@ -110,16 +115,6 @@ def proc_status_kb(pid, key):
 def children_cpu():
     ru = resource.getrusage(resource.RUSAGE_CHILDREN)
     return ru.ru_utime + ru.ru_stime
-
-
-def is_mounted(path):
-    path = os.path.realpath(path)
-    with open("/proc/self/mounts") as f:
-        for line in f:
-            fields = line.split()
-            if len(fields) > 1 and fields[1].replace("\\040", " ") == path:
-                return True
-    return False
 
 
 def unmount(path, patience=15.0):
