@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <time.h>
 
 #include "common/buf.h"
 #include "common/log.h"
@@ -14,6 +16,13 @@
 #define FIRST_WINDOW (1u << 20)
 #define MIN_FETCH (128u << 10)
 #define SEG_MAX (8u << 20)
+/* Segment buffers kept for reuse: fresh pages cost a fault each (zeroed by
+ * the kernel), which made faults, not the network, the price of a read. */
+#define POOL_KEEP 12
+#define POOL_IDLE_SEC 30
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
 
 enum { SEG_FREE, SEG_LOADING, SEG_READY, SEG_FAILED };
 
@@ -32,15 +41,75 @@ struct prefetcher {
 	int stop;
 	uint64_t used;              /* bytes of segment buffers, all readers */
 	uint64_t budget;
+	char *pool[POOL_KEEP];      /* idle SEG_MAX buffers, mapped and faulted in */
+	int pooled;
+	time_t last_use;            /* when a buffer last left or joined the pool */
 };
+
+static time_t now_sec(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec;
+}
+
+/* A SEG_MAX buffer: from the pool, else freshly mapped. NULL when memory is short. */
+static char *pool_get(struct prefetcher *pf)
+{
+	pthread_mutex_lock(&pf->lock);
+	char *b = pf->pooled ? pf->pool[--pf->pooled] : NULL;
+	pf->last_use = now_sec();
+	pthread_mutex_unlock(&pf->lock);
+	if (b)
+		return b;
+	b = mmap(NULL, SEG_MAX, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (b == MAP_FAILED)
+		return NULL;
+	/* Huge pages where the system allows them, populated at once: both
+	 * only spare faults, so a refusal changes nothing but speed. */
+	(void)madvise(b, SEG_MAX, MADV_HUGEPAGE);
+	(void)madvise(b, SEG_MAX, MADV_POPULATE_WRITE);
+	return b;
+}
+
+static void pool_put(struct prefetcher *pf, char *b)
+{
+	pthread_mutex_lock(&pf->lock);
+	if (pf->pooled < POOL_KEEP) {
+		pf->pool[pf->pooled++] = b;
+		b = NULL;
+	}
+	pf->last_use = now_sec();
+	pthread_mutex_unlock(&pf->lock);
+	if (b)
+		munmap(b, SEG_MAX);
+}
+
+/* Give idle buffers back to the system once reading has paused. Under pf->lock. */
+static void pool_trim(struct prefetcher *pf, int all)
+{
+	if (!all && now_sec() - pf->last_use < POOL_IDLE_SEC)
+		return;
+	while (pf->pooled > 0)
+		munmap(pf->pool[--pf->pooled], SEG_MAX);
+}
 
 static void *prefetch_worker(void *arg)
 {
 	struct prefetcher *pf = arg;
 	pthread_mutex_lock(&pf->lock);
 	for (;;) {
-		while (!pf->head && !pf->stop)
-			pthread_cond_wait(&pf->work, &pf->lock);
+		while (!pf->head && !pf->stop) {
+			if (!pf->pooled) {
+				pthread_cond_wait(&pf->work, &pf->lock);
+				continue;
+			}
+			struct timespec until;
+			clock_gettime(CLOCK_REALTIME, &until);
+			until.tv_sec += POOL_IDLE_SEC;
+			if (pthread_cond_timedwait(&pf->work, &pf->lock, &until) != 0)
+				pool_trim(pf, 0);
+		}
 		struct job *j = pf->head;
 		if (!j)
 			break;
@@ -99,6 +168,7 @@ void prefetcher_free(struct prefetcher *pf)
 	pthread_mutex_unlock(&pf->lock);
 	for (int i = 0; i < pf->nthreads; i++)
 		pthread_join(pf->threads[i], NULL);
+	pool_trim(pf, 1);
 	free(pf->threads);
 	free(pf);
 }
@@ -140,7 +210,10 @@ struct reader *reader_new(struct prefetcher *pf, struct gcs_client *gcs, const c
 static void seg_release(struct reader *r, struct segment *s)
 {
 	if (s->buf) {
-		free(s->buf);
+		if (s->pooled)
+			pool_put(r->pf, s->buf);
+		else
+			free(s->buf);
 		budget_give(r->pf, s->len);
 	}
 	memset(s, 0, sizeof(*s));
@@ -221,10 +294,16 @@ static void prefetch_to(struct reader *r, uint64_t until)
 		struct segment *s = seg_free_slot(r, r->ahead, 1);
 		if (!s || !budget_take(r->pf, len))
 			return;
+		char *buf = pool_get(r->pf);
+		if (!buf) {
+			budget_give(r->pf, len);
+			return;
+		}
 		s->off = r->ahead;
 		s->len = len;
 		s->got = 0;
-		s->buf = xmalloc(len);
+		s->buf = buf;
+		s->pooled = 1;
 		s->state = SEG_LOADING;
 		r->loading++;
 		r->ahead += len;

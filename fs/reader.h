@@ -32,6 +32,7 @@ struct segment {
 	size_t len;                 /* asked for */
 	size_t got;                 /* arrived (short at the end of the object) */
 	char *buf;
+	int pooled;                 /* buf is a prefetcher pool buffer (SEG_MAX) */
 	int state;                  /* SEG_FREE, SEG_LOADING, SEG_READY, SEG_FAILED */
 	struct gcs_error err;
 };
