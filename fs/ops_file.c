@@ -203,6 +203,37 @@ void fs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	reply_open(req, fs, h, fi, NULL);
 }
 
+/* Reply with the view's bytes: in place when they are one span (the
+ * common case), else gathered into one buffer. */
+static void reply_view(fuse_req_t req, const struct reader_view *v)
+{
+	if (v->n <= 1) {
+		fuse_reply_buf(req, v->n ? v->span[0].p : NULL, v->got);
+		return;
+	}
+	char *data = xmalloc(v->got);
+	size_t at = 0;
+	for (int k = 0; k < v->n; k++) {
+		memcpy(data + at, v->span[k].p, v->span[k].len);
+		at += v->span[k].len;
+	}
+	fuse_reply_buf(req, data, at);
+	free(data);
+}
+
+static void read_writer(fuse_req_t req, struct writer *w, size_t size, off_t off)
+{
+	char *data = xmalloc(size ? size : 1);
+	size_t got = 0;
+	struct gcs_error e = {0};
+	int rc = writer_read(w, data, size, off, &got, &e);
+	if (rc < 0)
+		fuse_reply_err(req, -fs_gcs_fail("read", &e));
+	else
+		fuse_reply_buf(req, data, got);
+	free(data);
+}
+
 void fs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		struct fuse_file_info *fi)
 {
@@ -212,18 +243,20 @@ void fs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	}
 	struct fs *fs = fs_of(req);
 	struct handle *h = handle_of(fi);
-	char *data = xmalloc(size ? size : 1);
-	size_t got = 0;
-	int rc;
 	pthread_mutex_lock(&fs->inodes.lock);
 	struct writer *w = h->inode->writer;
 	if (w)
 		writer_ref(w); /* alive while reading, whoever closes meanwhile */
 	pthread_mutex_unlock(&fs->inodes.lock);
-	if (!w && !h->reader) {
+	if (w) {
+		read_writer(req, w, size, off);
+		writer_unref(w);
+		return;
+	}
+	if (!h->reader) {
 		/* Opened while being written here; that writer is done. */
 		struct buf name = BUF_INIT;
-		rc = fs_object_name(fs, h->inode, 0, &name);
+		int rc = fs_object_name(fs, h->inode, 0, &name);
 		pthread_mutex_lock(&fs->inodes.lock);
 		if (rc == 0 && !h->reader)
 			h->reader = reader_new(fs->prefetcher, fs->gcs, name.data,
@@ -231,32 +264,27 @@ void fs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 					       fs->opts->read_ahead);
 		pthread_mutex_unlock(&fs->inodes.lock);
 		buf_free(&name);
+		if (!h->reader) {
+			fuse_reply_err(req, EBADF);
+			return;
+		}
 	}
-	if (w) {
-		struct gcs_error e = {0};
-		rc = writer_read(w, data, size, off, &got, &e);
-		if (rc < 0)
-			rc = fs_gcs_fail("read", &e);
-		writer_unref(w);
-	} else if (h->reader) {
-		struct gcs_error e = {0};
-		rc = reader_read(h->reader, data, size, (uint64_t)off, &got, &e);
-		if (rc < 0)
-			rc = fs_gcs_fail("read", &e);
+	struct gcs_error e = {0};
+	struct reader_view v;
+	int rc = reader_view(h->reader, size, (uint64_t)off, &v, &e);
+	if (rc < 0) {
+		rc = fs_gcs_fail("read", &e);
 		if (rc == -ESTALE) {
 			/* The object changed: the next open must not pin the old one. */
 			pthread_mutex_lock(&fs->inodes.lock);
 			h->inode->attr_expires = 0;
 			pthread_mutex_unlock(&fs->inodes.lock);
 		}
-	} else {
-		rc = -EBADF;
-	}
-	if (rc < 0)
 		fuse_reply_err(req, -rc);
-	else
-		fuse_reply_buf(req, data, got);
-	free(data);
+		return;
+	}
+	reply_view(req, &v);
+	reader_view_done(h->reader, &v);
 }
 
 void fs_op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,

@@ -219,12 +219,20 @@ static void seg_release(struct reader *r, struct segment *s)
 	memset(s, 0, sizeof(*s));
 }
 
+static int reader_pinned(const struct reader *r)
+{
+	for (int k = 0; k < READER_SEGMENTS; k++)
+		if (r->seg[k].pins)
+			return 1;
+	return 0;
+}
+
 void reader_free(struct reader *r)
 {
 	if (!r)
 		return;
 	pthread_mutex_lock(&r->lock);
-	while (r->loading)
+	while (r->loading || reader_pinned(r))
 		pthread_cond_wait(&r->changed, &r->lock);
 	for (int k = 0; k < READER_SEGMENTS; k++)
 		seg_release(r, &r->seg[k]);
@@ -259,7 +267,7 @@ static struct segment *seg_free_slot(struct reader *r, uint64_t near, int behind
 		struct segment *s = &r->seg[k];
 		if (s->state == SEG_FREE)
 			return s;
-		if (s->state == SEG_LOADING)
+		if (s->state == SEG_LOADING || s->pins)
 			continue;
 		if (behind_only && s->off + s->len > r->next_off)
 			continue;
@@ -279,7 +287,8 @@ static void seg_drop_behind(struct reader *r, uint64_t off)
 {
 	for (int k = 0; k < READER_SEGMENTS; k++) {
 		struct segment *s = &r->seg[k];
-		if ((s->state == SEG_READY || s->state == SEG_FAILED) && s->off + s->len <= off)
+		if ((s->state == SEG_READY || s->state == SEG_FAILED) && !s->pins &&
+		    s->off + s->len <= off)
 			seg_release(r, s);
 	}
 }
@@ -322,10 +331,22 @@ static void prefetch_to(struct reader *r, uint64_t until)
 	}
 }
 
-int reader_read(struct reader *r, void *dst, size_t len, uint64_t off, size_t *got,
+/* Add [p, p+len) of segment s (NULL: v->own) to the view, pinning s. */
+static void view_add(struct reader_view *v, struct segment *s, const char *p, size_t len)
+{
+	v->span[v->n].p = p;
+	v->span[v->n].len = len;
+	v->span[v->n].seg = s;
+	v->n++;
+	v->got += len;
+	if (s)
+		s->pins++;
+}
+
+int reader_view(struct reader *r, size_t len, uint64_t off, struct reader_view *v,
 		struct gcs_error *e)
 {
-	*got = 0;
+	memset(v, 0, sizeof(*v));
 	if (off >= r->size || len == 0)
 		return 0;
 	if (len > r->size - off)
@@ -343,8 +364,8 @@ int reader_read(struct reader *r, void *dst, size_t len, uint64_t off, size_t *g
 	} else if (off > slack) {
 		seg_drop_behind(r, off - slack);
 	}
-	while (*got < len && rc == 0) {
-		uint64_t at = off + *got;
+	while (v->got < len && rc == 0 && v->n < READER_SPANS) {
+		uint64_t at = off + v->got;
 		struct segment *s = seg_covering(r, at);
 		if (s && s->state == SEG_LOADING) {
 			pthread_cond_wait(&r->changed, &r->lock);
@@ -352,15 +373,15 @@ int reader_read(struct reader *r, void *dst, size_t len, uint64_t off, size_t *g
 		}
 		if (s && s->state == SEG_READY && at < s->off + s->got) {
 			size_t from = (size_t)(at - s->off);
-			size_t n = s->got - from < len - *got ? s->got - from : len - *got;
-			memcpy((char *)dst + *got, s->buf + from, n);
-			*got += n;
+			size_t n = s->got - from < len - v->got ? s->got - from : len - v->got;
+			view_add(v, s, s->buf + from, n);
 			continue;
 		}
 		if (s && s->state == SEG_FAILED) {
 			*e = s->err;
 			rc = s->err.err ? s->err.err : -EIO;
-			seg_release(r, s);
+			if (!s->pins)
+				seg_release(r, s);
 			break;
 		}
 		if (s) {
@@ -374,8 +395,9 @@ int reader_read(struct reader *r, void *dst, size_t len, uint64_t off, size_t *g
 			if (seg_covering(r, at))
 				continue;
 		}
-		/* Nothing covers it and nothing can be fetched ahead: fetch it now. */
-		size_t want = len - *got < MIN_FETCH ? MIN_FETCH : len - *got;
+		/* Nothing covers it and nothing can be fetched ahead: fetch it now,
+		 * the rest of the request in one go. */
+		size_t want = len - v->got < MIN_FETCH ? MIN_FETCH : len - v->got;
 		if (want > r->size - at)
 			want = (size_t)(r->size - at);
 		char *buf = xmalloc(want);
@@ -383,26 +405,26 @@ int reader_read(struct reader *r, void *dst, size_t len, uint64_t off, size_t *g
 		pthread_mutex_unlock(&r->lock);
 		rc = gcs_object_read(r->gcs, r->object, r->generation, at, buf, want, &n, e);
 		pthread_mutex_lock(&r->lock);
-		if (rc == 0) {
-			size_t use = n < len - *got ? n : len - *got;
-			memcpy((char *)dst + *got, buf, use);
-			*got += use;
-			/* Keep the rest for the next small read nearby. */
-			struct segment *keep = seg_free_slot(r, at, 0);
-			if (keep && n > use && budget_take(r->pf, want)) {
-				keep->off = at;
-				keep->len = want;
-				keep->got = n;
-				keep->buf = buf;
-				keep->state = SEG_READY;
-				buf = NULL;
-			}
-			if (n < want && use == n)
-				rc = 0, len = *got; /* the object ends here */
-		}
-		free(buf);
-		if (rc == 0 && n == 0)
+		if (rc < 0 || n == 0) {
+			free(buf);
 			break;
+		}
+		size_t use = n < len - v->got ? n : len - v->got;
+		/* Keep what the request did not use for the next small read nearby. */
+		struct segment *keep = n > use ? seg_free_slot(r, at, 0) : NULL;
+		if (keep && budget_take(r->pf, want)) {
+			keep->off = at;
+			keep->len = want;
+			keep->got = n;
+			keep->buf = buf;
+			keep->state = SEG_READY;
+			view_add(v, keep, buf, use);
+		} else {
+			v->own = buf;
+			view_add(v, NULL, buf, use);
+		}
+		if (n < want)
+			break; /* the object ends here */
 	}
 	if (rc == -ENOENT) {
 		rc = -ESTALE; /* the generation we pinned is gone: replaced or deleted */
@@ -410,14 +432,30 @@ int reader_read(struct reader *r, void *dst, size_t len, uint64_t off, size_t *g
 			 "since it was opened", r->object);
 		e->err = rc;
 	}
-	if (sequential && *got) {
+	if (rc < 0) {
+		pthread_mutex_unlock(&r->lock);
+		reader_view_done(r, v);
+		return rc;
+	}
+	if (sequential && v->got) {
 		/* Keep the window ahead of the reader, growing while it reads on. */
 		if (r->window < r->max_window)
 			r->window = r->window * 2 > r->max_window ? r->max_window : r->window * 2;
-		prefetch_to(r, off + *got + r->window);
+		prefetch_to(r, off + v->got + r->window);
 	}
-	if (off + *got > r->next_off || !sequential)
-		r->next_off = off + *got;
+	if (off + v->got > r->next_off || !sequential)
+		r->next_off = off + v->got;
 	pthread_mutex_unlock(&r->lock);
-	return rc;
+	return 0;
+}
+
+void reader_view_done(struct reader *r, struct reader_view *v)
+{
+	pthread_mutex_lock(&r->lock);
+	for (int k = 0; k < v->n; k++)
+		if (v->span[k].seg && --v->span[k].seg->pins == 0)
+			pthread_cond_broadcast(&r->changed);
+	pthread_mutex_unlock(&r->lock);
+	free(v->own);
+	memset(v, 0, sizeof(*v));
 }

@@ -12,7 +12,8 @@
  * reads fetch just what they need.
  *
  * r->lock guards the segments and the window; a prefetch thread takes it
- * only to publish a finished segment.
+ * only to publish a finished segment. Reads hand out views of segment
+ * memory (no copy); a segment a view pins is not evicted until released.
  */
 #ifndef GCSMOUNT_READER_H
 #define GCSMOUNT_READER_H
@@ -33,6 +34,7 @@ struct segment {
 	size_t got;                 /* arrived (short at the end of the object) */
 	char *buf;
 	int pooled;                 /* buf is a prefetcher pool buffer (SEG_MAX) */
+	int pins;                   /* views holding its bytes: not evicted while > 0 */
 	int state;                  /* SEG_FREE, SEG_LOADING, SEG_READY, SEG_FAILED */
 	struct gcs_error err;
 };
@@ -61,8 +63,27 @@ struct reader *reader_new(struct prefetcher *pf, struct gcs_client *gcs, const c
 			  int64_t generation, uint64_t size, size_t max_window);
 /* Waits for its segments in flight. */
 void reader_free(struct reader *r);
-/* Read up to len bytes at off; *got short only at the end of the object. */
-int reader_read(struct reader *r, void *dst, size_t len, uint64_t off, size_t *got,
+/*
+ * The bytes of a read, in place: spans of segment memory, pinned until
+ * reader_view_done, so a reply can be written from them without a copy.
+ * A read the prefetched segments do not cover is fetched into v->own.
+ */
+#define READER_SPANS (READER_SEGMENTS + 1)
+struct reader_view {
+	struct {
+		const char *p;
+		size_t len;
+		struct segment *seg;        /* NULL for v->own */
+	} span[READER_SPANS];
+	int n;
+	size_t got;                     /* sum of the spans: short only at the end */
+	char *own;
+};
+
+/* Up to len bytes at off. On error nothing is held. */
+int reader_view(struct reader *r, size_t len, uint64_t off, struct reader_view *v,
 		struct gcs_error *e);
+/* Unpin the view's segments; v is empty afterwards. */
+void reader_view_done(struct reader *r, struct reader_view *v);
 
 #endif
