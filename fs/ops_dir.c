@@ -5,7 +5,10 @@
  * the reader advances (a directory of 100,000 entries is never held whole
  * before the first entries go out). readdirplus fills attributes from the
  * listing itself, so `ls -l` costs list pages, not a request per entry.
- * Files created here and not yet uploaded are listed too.
+ * While the kernel takes in one page, the next is already being fetched
+ * (one page ahead, on a thread of the handle's own), so a long listing
+ * costs about the time of its pages alone. Files created here and not yet
+ * uploaded are listed too.
  */
 #include "fs/fs.h"
 
@@ -32,6 +35,7 @@ struct dir_handle {
 	size_t n, cap;
 	char *next_token;
 	int done;                   /* 1: listing complete, 2: local files added too */
+	struct page_ahead *ahead;   /* the next page, being fetched; NULL if none */
 	char **seen;                /* names emitted, open addressing, for dedup */
 	size_t seen_cap, seen_n;
 };
@@ -94,11 +98,64 @@ static int bad_component(const char *s, size_t len)
 	       (len == 1 && s[0] == '.') || (len == 2 && s[0] == '.' && s[1] == '.');
 }
 
+/* One list page fetched on a thread while the previous one is read. */
+struct page_ahead {
+	pthread_t thread;
+	struct gcs_client *gcs;
+	char *prefix, *token;
+	struct gcs_list_page page;
+	struct gcs_error err;
+	int rc;
+};
+
+static void *page_ahead_run(void *arg)
+{
+	struct page_ahead *a = arg;
+	a->rc = gcs_list(a->gcs, a->prefix, "/", a->token, PAGE_SIZE, &a->page, &a->err);
+	return NULL;
+}
+
+/* Start fetching the page after the current one; quietly not, if no thread. */
+static void page_ahead_start(struct fs *fs, struct dir_handle *d)
+{
+	struct page_ahead *a = xcalloc(1, sizeof(*a));
+	a->gcs = fs->gcs;
+	a->prefix = xstrdup(d->prefix);
+	a->token = xstrdup(d->next_token);
+	if (pthread_create(&a->thread, NULL, page_ahead_run, a) != 0) {
+		free(a->prefix);
+		free(a->token);
+		free(a);
+		return;
+	}
+	d->ahead = a;
+}
+
+/* Wait for the page ahead; its result into *page, rc as gcs_list's. */
+static int page_ahead_take(struct dir_handle *d, struct gcs_list_page *page, struct gcs_error *e)
+{
+	struct page_ahead *a = d->ahead;
+	d->ahead = NULL;
+	pthread_join(a->thread, NULL);
+	int rc = a->rc;
+	if (rc == 0)
+		*page = a->page;
+	else {
+		*e = a->err;
+		gcs_list_page_free(&a->page);
+	}
+	free(a->prefix);
+	free(a->token);
+	free(a);
+	return rc;
+}
+
 static int fetch_page(struct fs *fs, struct dir_handle *d)
 {
 	struct gcs_list_page page;
 	struct gcs_error e = {0};
-	int rc = gcs_list(fs->gcs, d->prefix, "/", d->next_token, PAGE_SIZE, &page, &e);
+	int rc = d->ahead ? page_ahead_take(d, &page, &e)
+			  : gcs_list(fs->gcs, d->prefix, "/", d->next_token, PAGE_SIZE, &page, &e);
 	if (rc < 0)
 		return fs_gcs_fail("readdir", &e);
 	size_t plen = strlen(d->prefix);
@@ -136,6 +193,8 @@ static int fetch_page(struct fs *fs, struct dir_handle *d)
 	page.next_page_token = NULL;
 	d->done = d->next_token == NULL;
 	gcs_list_page_free(&page);
+	if (!d->done)
+		page_ahead_start(fs, d);
 	return 0;
 }
 
@@ -180,6 +239,12 @@ void fs_op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 
 static void dir_free(struct fs *fs, struct dir_handle *d)
 {
+	if (d->ahead) {
+		struct gcs_list_page page;
+		struct gcs_error e = {0};
+		if (page_ahead_take(d, &page, &e) == 0)
+			gcs_list_page_free(&page);
+	}
 	pthread_mutex_lock(&fs->inodes.lock);
 	fs_open_unlink(&d->open);
 	inode_unref(&fs->inodes, d->dir);
