@@ -15,6 +15,7 @@
 
 #define FIRST_WINDOW (1u << 20)
 #define MIN_FETCH (128u << 10)
+#define SMALLEST_FETCH (4u << 10)
 #define SEG_MAX (8u << 20)
 /* Segment buffers kept for reuse: fresh pages cost a fault each (zeroed by
  * the kernel), which made faults, not the network, the price of a read. */
@@ -204,6 +205,8 @@ struct reader *reader_new(struct prefetcher *pf, struct gcs_client *gcs, const c
 	r->size = size;
 	r->max_window = max_window < MIN_FETCH ? MIN_FETCH : max_window;
 	r->window = FIRST_WINDOW;
+	r->rand_fetch = MIN_FETCH;
+	r->keep_off = UINT64_MAX;
 	return r;
 }
 
@@ -354,9 +357,13 @@ int reader_view(struct reader *r, size_t len, uint64_t off, struct reader_view *
 	pthread_mutex_lock(&r->lock);
 	int rc = 0;
 	/* The kernel sends readahead requests concurrently, a little out of
-	 * order: near the expected offset still counts as sequential. */
+	 * order: near the expected offset still counts as sequential, once a
+	 * read has begun exactly where the one before ended (so two random
+	 * reads that land close together do not start a prefetch). */
 	uint64_t slack = 2u << 20;
-	int sequential = off + slack >= r->next_off && off <= r->next_off + slack;
+	int sequential = off == r->next_off ||
+			 (r->streak && off + slack >= r->next_off && off <= r->next_off + slack);
+	r->streak = sequential;
 	if (!sequential) {
 		/* A seek: the window starts again; what is fetched stays until evicted. */
 		r->window = FIRST_WINDOW;
@@ -372,6 +379,8 @@ int reader_view(struct reader *r, size_t len, uint64_t off, struct reader_view *
 			continue;
 		}
 		if (s && s->state == SEG_READY && at < s->off + s->got) {
+			if (s->off == r->keep_off && !s->pooled)
+				r->keep_used = 1; /* the last random fetch's extra served */
 			size_t from = (size_t)(at - s->off);
 			size_t n = s->got - from < len - v->got ? s->got - from : len - v->got;
 			view_add(v, s, s->buf + from, n);
@@ -397,7 +406,18 @@ int reader_view(struct reader *r, size_t len, uint64_t off, struct reader_view *
 		}
 		/* Nothing covers it and nothing can be fetched ahead: fetch it now,
 		 * the rest of the request in one go. */
-		size_t want = len - v->got < MIN_FETCH ? MIN_FETCH : len - v->got;
+		/* A random read fetches at least rand_fetch: halved each time the
+		 * extra bytes of the last one went unread, doubled back when they
+		 * served a later read, so scattered reads cost what they ask for
+		 * and clustered ones still share a fetch. */
+		if (r->keep_off != UINT64_MAX) {
+			if (r->keep_used)
+				r->rand_fetch = r->rand_fetch * 2 > MIN_FETCH ? MIN_FETCH
+									: r->rand_fetch * 2;
+			else if (r->rand_fetch / 2 >= SMALLEST_FETCH)
+				r->rand_fetch /= 2;
+		}
+		size_t want = len - v->got < r->rand_fetch ? r->rand_fetch : len - v->got;
 		if (want > r->size - at)
 			want = (size_t)(r->size - at);
 		char *buf = xmalloc(want);
@@ -412,12 +432,15 @@ int reader_view(struct reader *r, size_t len, uint64_t off, struct reader_view *
 		size_t use = n < len - v->got ? n : len - v->got;
 		/* Keep what the request did not use for the next small read nearby. */
 		struct segment *keep = n > use ? seg_free_slot(r, at, 0) : NULL;
+		r->keep_off = UINT64_MAX;
 		if (keep && budget_take(r->pf, want)) {
 			keep->off = at;
 			keep->len = want;
 			keep->got = n;
 			keep->buf = buf;
 			keep->state = SEG_READY;
+			r->keep_off = at;
+			r->keep_used = 0;
 			view_add(v, keep, buf, use);
 		} else {
 			v->own = buf;

@@ -7,7 +7,8 @@
  * 1 MiB and doubles up to read_ahead, cut into segments of at most 8 MiB
  * that prefetch threads fetch at once, each on its own kept-alive
  * connection. A seek resets the window; a random read fetches what is
- * asked, rounded up to 128 KiB. Prefetch memory across all readers is
+ * asked, rounded up to 128 KiB while the extra serves later reads, less
+ * (down to 4 KiB) while it does not. Prefetch memory across all readers is
  * capped by a global budget: past it, nothing more is fetched ahead and
  * reads fetch just what they need.
  *
@@ -49,10 +50,14 @@ struct reader {
 	uint64_t size;              /* object size at open */
 	struct segment seg[READER_SEGMENTS];
 	uint64_t next_off;          /* where a sequential reader reads next */
+	int streak;                 /* the last read was sequential */
 	uint64_t ahead;             /* end of what is fetched or being fetched */
 	size_t window;
 	size_t max_window;
 	int loading;                /* segments in flight */
+	size_t rand_fetch;          /* least a random read fetches, 4 KiB..128 KiB */
+	uint64_t keep_off;          /* where the last random fetch's extra is kept */
+	int keep_used;              /* ... and whether a later read used it */
 };
 
 /* The shared prefetch threads and the global budget of their buffers. */

@@ -141,3 +141,31 @@ def test_sequential_read_is_prefetched_in_few_requests(bucket, mount_factory, bi
     media = bucket.stats()["requests"].get("object.media", 0)
     # 20 MiB in a window growing from 1 MiB: a handful of ranged GETs, not one per read.
     assert media <= 12, media
+
+
+def test_scattered_reads_fetch_what_they_ask(bucket, mount_factory, big):
+    """Random 4 KiB reads far apart end up fetching about 4 KiB each, not 128 KiB,
+    while reads that cluster still share one fetch."""
+    m = mount_factory(bucket, "run")
+    rnd = random.Random(3)
+    blocks = len(big) // (1 << 20)
+    offsets = [rnd.randrange(blocks) * (1 << 20) + rnd.randrange(64) * 4096 for _ in range(60)]
+    bucket.reset_stats()
+    fd = os.open(m.p("big.bin"), os.O_RDONLY)
+    try:
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_RANDOM)
+        for off in offsets:
+            assert os.pread(fd, 4096, off) == big[off:off + 4096], off
+        scattered = bucket.stats()["bytes_out"]
+        # Clustered: 4 KiB reads stepping backwards through one 128 KiB stretch.
+        bucket.reset_stats()
+        base = 3 << 20
+        for k in reversed(range(32)):
+            off = base + k * 4096
+            assert os.pread(fd, 4096, off) == big[off:off + 4096], off
+        clustered = bucket.stats()["requests"].get("object.media", 0)
+    finally:
+        os.close(fd)
+    # All at 128 KiB would be 7.5 MiB; shrinking to 4 KiB costs well under 1 MiB.
+    assert scattered < (1 << 20), scattered
+    assert clustered < 32, clustered
