@@ -25,6 +25,7 @@ static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER; /* guards pool, np
 static CURL *pool[POOL_MAX];
 static int npool;
 static CURLSH *share;
+static uint64_t body_sent;  /* atomic: request body bytes given to libcurl */
 static pthread_mutex_t share_locks[CURL_LOCK_DATA_LAST];
 
 static void share_lock(CURL *h, curl_lock_data data, curl_lock_access access, void *u)
@@ -159,6 +160,7 @@ static size_t on_read(char *dst, size_t size, size_t nmemb, void *arg)
 		memcpy(dst, (const char *)x->req->body + x->sent, want);
 	}
 	x->sent += want;
+	__atomic_add_fetch(&body_sent, want, __ATOMIC_RELAXED);
 	return want;
 }
 
@@ -453,4 +455,9 @@ int http_urldecode(struct buf *out, const char *s, size_t len)
 int http_transport_retryable(int rc)
 {
 	return rc == -ECONNREFUSED || rc == -ETIMEDOUT || rc == -ECONNRESET;
+}
+
+uint64_t http_body_bytes_sent(void)
+{
+	return __atomic_load_n(&body_sent, __ATOMIC_RELAXED);
 }

@@ -14,6 +14,7 @@
 #define GCSMOUNT_HTTP_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 #include "buf.h"
 
@@ -80,5 +81,9 @@ int http_urldecode(struct buf *out, const char *s, size_t len);
 
 /* True for transport failures worth retrying (reset, timeout, refused). */
 int http_transport_retryable(int rc);
+
+/* Request body bytes handed to libcurl since the start, every request and
+ * attempt together (the rate of a progress line; an atomic counter). */
+uint64_t http_body_bytes_sent(void);
 
 #endif

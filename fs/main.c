@@ -46,6 +46,8 @@ static void usage(FILE *f)
 	      "  -o retry_deadline=120  seconds to keep retrying a failing request\n"
 	      "  -o metrics=ADDR:PORT serve Prometheus metrics on http://ADDR:PORT/metrics\n"
 	      "  -o debug             verbose log (never secrets)\n"
+	      "  -o noprogress        no progress line of long uploads on a terminal\n"
+	      "                       (-o progress: even when stderr is not one)\n"
 	      "  -o allow_other,...   libfuse's own mount options\n"
 	      "\n"
 	      "Credentials, first found wins: key_file/token_file, $GC_KEY_PATH,\n"

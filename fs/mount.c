@@ -19,6 +19,7 @@
 #include "common/metrics.h"
 #include "fs/fs.h"
 #include "fs/observe.h"
+#include "fs/progress.h"
 #include "fs/reader.h"
 #include "fs/writer.h"
 
@@ -37,6 +38,7 @@ struct mount_ctx {
 	struct auth *auth;
 	struct fs fs;
 	char *endpoint;
+	struct progress *progress;  /* the status line, or NULL */
 };
 
 static char *pick_endpoint(const struct mount_opts *o)
@@ -187,6 +189,10 @@ struct mount_ctx *mount_prepare(const struct mount_opts *o, char *err, size_t er
 	inode_table_init(&m->fs.inodes);
 	clock_gettime(CLOCK_REALTIME, &m->fs.started);
 	fs_observe_register(&m->fs);
+	struct buf dest = BUF_INIT;
+	buf_printf(&dest, "gs://%s%s%s", o->bucket, o->prefix[0] ? "/" : "", o->prefix);
+	m->progress = progress_new(o->progress, o->foreground, dest.data);
+	buf_free(&dest);
 	return m;
 fail:
 	mount_free(m);
@@ -414,6 +420,7 @@ int mount_serve(struct mount_ctx *m, struct fuse_session *se)
 	if (uploader_start(&m->fs.uploader, UPLOAD_THREADS, o->write_buffer) < 0)
 		return 1;
 	publisher_start(&m->fs.publisher, &m->fs, o->publish_interval);
+	progress_start(m->progress, &m->fs.uploader);
 	m->fs.prefetcher = prefetcher_new(PREFETCH_THREADS, READ_BUDGET(o->read_ahead));
 	char merr[256];
 	if (o->metrics && metrics_serve_start(o->metrics, merr, sizeof(merr)) < 0)
@@ -443,6 +450,7 @@ int mount_serve(struct mount_ctx *m, struct fuse_session *se)
 	log_info("unmounted; finishing uploads (at most %gs)", o->shutdown_timeout);
 	if (shutdown_uploads(m, &sd))
 		status = 3;
+	progress_end(m->progress, status == 0);
 	if (!m->abandoned) {
 		/* Handles of processes that still held files at unmount. */
 		fs_open_drop_all(&m->fs);
@@ -472,6 +480,11 @@ out:
 	return status;
 }
 
+void mount_saving_outputs(struct mount_ctx *m)
+{
+	progress_saving(m->progress);
+}
+
 void mount_abandon(struct mount_ctx *m)
 {
 	m->abandoned = 1;
@@ -495,6 +508,7 @@ void mount_free(struct mount_ctx *m)
 	metrics_clear_collectors();
 	if (!m || m->abandoned)
 		return; /* threads still use it; the process is exiting */
+	progress_free(m->progress);
 	if (m->fs.inodes.by_ino)
 		inode_table_free(&m->fs.inodes);
 	gcs_client_free(m->fs.gcs);

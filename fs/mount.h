@@ -27,6 +27,9 @@ struct fuse_session;
 struct fuse_session *mount_session_open(struct mount_ctx *m, int signals);
 int mount_serve(struct mount_ctx *m, struct fuse_session *se);
 void mount_session_close(struct fuse_session *se, int signals);
+/* Run mode: the command exited; the final flush begins (the progress line
+ * says "saving outputs" and the end leaves a summary on a terminal). */
+void mount_saving_outputs(struct mount_ctx *m);
 /* Uploads are still running and the process exits without waiting for them. */
 void mount_abandon(struct mount_ctx *m);
 /* The end of a mount's life: frees it and returns status, or, when uploads

@@ -27,6 +27,7 @@ void opts_defaults(struct mount_opts *o)
 	o->retry_deadline = 120;
 	o->shutdown_timeout = 25;
 	o->publish_interval = 10;
+	o->progress = -1;
 }
 
 void opts_free(struct mount_opts *o)
@@ -212,6 +213,8 @@ static int one_opt(struct mount_opts *o, const char *opt, char *err, size_t errl
 		else if (!bad) o->dir_mode = (mode_t)n;
 	} else if (strcmp(key, "debug") == 0 && !v) {
 		o->debug = 1;
+	} else if ((strcmp(key, "progress") == 0 || strcmp(key, "noprogress") == 0) && !v) {
+		o->progress = key[0] == 'p';
 	} else if (strcmp(key, "chunk_size") == 0) {
 		bad = opts_parse_size(v, &sz) < 0;
 		if (!bad && (sz == 0 || sz % (256 * 1024) || sz > (1ull << 30))) {

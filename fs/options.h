@@ -46,6 +46,7 @@ struct mount_opts {
 	double shutdown_timeout;
 	double publish_interval;
 	char *metrics;
+	int progress;            /* progress line: -1 when stderr is a terminal, 0 off, 1 on */
 	struct buf fuse_opts;    /* libfuse's own options, comma-joined */
 };
 

@@ -121,6 +121,8 @@ static int send_piece(struct writer *w, const char *session, uint64_t base, uint
 			}
 			*crc = part;
 		}
+		uploader_confirmed(w->env->uploader, w,
+				   base + (*done ? from + len : *persisted));
 	}
 	free(block);
 	return rc;
@@ -138,6 +140,7 @@ void writer_stream(struct writer *w)
 		    unsent < chunk)
 			break;
 		w->busy = 1;
+		uploader_track(w->env->uploader, w, w->base_size, w->base_size + w->sent);
 		struct gcs_error e = {0};
 		int rc = 0;
 		if (!w->session) {
@@ -176,8 +179,10 @@ void writer_stream(struct writer *w)
 		}
 		w->busy = 0;
 		pthread_cond_broadcast(&w->idle);
+		uploader_pause(w->env->uploader, w);
 		if (rc < 0) {
 			/* Streaming failed past its retries: keep the bytes, upload at close. */
+			uploader_untrack(w->env->uploader, w, 0);
 			log_error("upload %s: %s; the file will be uploaded whole when closed",
 				  w->object, e.msg);
 			struct gcs_error e2 = {0};
@@ -242,8 +247,10 @@ static int tail_finish(struct writer *w, struct tail *t, int64_t ifgen,
 		if (rc == 0)
 			rc = gcs_object_insert(w->env->gcs, t->target, data, total, &opts, out, e);
 		free(data);
-		if (rc == 0)
+		if (rc == 0) {
 			*confirmed = total - before;
+			uploader_confirmed(w->env->uploader, w, t->end);
+		}
 		return rc;
 	}
 	if (!t->session) {
@@ -391,6 +398,10 @@ static int publish(struct writer *w, int closing, struct gcs_object *out, struct
 	/* Where this version ends: writes are whole under the lock, so never torn. */
 	uint64_t end = writer_size(w);
 	w->busy = 1;
+	int whole = w->mode == WRITER_STAGED;
+	int sends = whole || end > w->base_size;  /* not only metadata */
+	uploader_track(w->env->uploader, w, whole ? 0 : w->base_size,
+		       whole ? 0 : w->base_size + w->sent);
 	if (rc < 0) {
 		/* e says why */
 	} else if (w->mode == WRITER_STAGED) {
@@ -426,6 +437,7 @@ static int publish(struct writer *w, int closing, struct gcs_object *out, struct
 			log_error("%s: uploaded, but recording its mtime failed: %s", w->object, e->msg);
 		}
 	}
+	uploader_untrack(w->env->uploader, w, rc == 0 && sends);
 	if (rc < 0)
 		return rc;
 	/* Published up to end: later bytes are a new tail composed onto this. */

@@ -208,6 +208,7 @@ int run_main(int argc, char **argv)
 		       : WIFSIGNALED(wstatus) ? 128 + WTERMSIG(wstatus) : 1;
 		log_info("run: the command exited with status %d; saving outputs", status);
 	}
+	mount_saving_outputs(m);
 	detach_mount(o.mountpoint);
 	/* Files the command's leftovers still hold are flushed through the mount;
 	 * the shutdown deadline bounds that too. */
@@ -217,6 +218,9 @@ int run_main(int argc, char **argv)
 	if (pthread_timedjoin_np(th, NULL, &until) != 0) {
 		log_error("run: uploads still running %gs after the command ended",
 			  o.shutdown_timeout);
+		/* The serving thread is still at it: its progress line must not
+		 * be drawn over what follows. */
+		log_status_close(NULL);
 		mount_abandon(m);
 		s.status = 3;
 		s.se = NULL; /* in use by the serving thread */

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "common/buf.h"
 #include "common/log.h"
@@ -131,4 +132,112 @@ void uploader_throttle(struct uploader *up, struct writer *w)
 			pthread_cond_wait(&up->progress, &up->lock);
 	}
 	pthread_mutex_unlock(&up->lock);
+}
+
+static int64_t mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+#define LOAD(p) __atomic_load_n(p, __ATOMIC_RELAXED)
+#define STORE(p, v) __atomic_store_n(p, v, __ATOMIC_RELAXED)
+#define GRACE_NS ((int64_t)(UPLOAD_PAUSE_GRACE_S * 1e9))
+
+void uploader_track(struct uploader *up, struct writer *w, uint64_t base, uint64_t done)
+{
+	int64_t now = mono_ns();
+	int64_t since = LOAD(&w->up_since), paused = LOAD(&w->up_paused);
+	/* The next chunk of the same upload (or the publish that ends it, on
+	 * bytes that follow) carries on: one long upload, not many short ones. */
+	int goes_on = since && (!paused || now - paused < GRACE_NS) && base >= LOAD(&w->up_base) &&
+		      done >= LOAD(&w->up_done);
+	if (!goes_on) {
+		STORE(&w->up_base, base);
+		STORE(&w->up_since, now);
+	}
+	STORE(&w->up_done, done);
+	STORE(&w->up_paused, 0);
+	pthread_mutex_lock(&up->lock);
+	if (!w->active) {
+		w->active = 1;
+		w->next_active = up->active;
+		up->active = w;
+	}
+	pthread_mutex_unlock(&up->lock);
+}
+
+void uploader_pause(struct uploader *up, struct writer *w)
+{
+	(void)up;
+	STORE(&w->up_paused, mono_ns());
+}
+
+void uploader_confirmed(struct uploader *up, struct writer *w, uint64_t done)
+{
+	uint64_t before = LOAD(&w->up_done);
+	if (done <= before)
+		return;
+	STORE(&w->up_done, done);
+	__atomic_add_fetch(&up->bytes_done, done - before, __ATOMIC_RELAXED);
+}
+
+void uploader_untrack(struct uploader *up, struct writer *w, int published)
+{
+	STORE(&w->up_paused, mono_ns());
+	int was = 0, sending = 0;
+	pthread_mutex_lock(&up->lock);
+	void (*on_idle)(void *) = up->on_idle;
+	void *arg = up->on_idle_arg;
+	if (w->active) {
+		struct writer **p = &up->active;
+		while (*p != w)
+			p = &(*p)->next_active;
+		*p = w->next_active;
+		w->next_active = NULL;
+		w->active = 0;
+		was = 1;
+		for (struct writer *o = up->active; o && !sending; o = o->next_active)
+			sending = LOAD(&o->up_paused) == 0;
+	}
+	pthread_mutex_unlock(&up->lock);
+	if (published)
+		__atomic_add_fetch(&up->files_done, 1, __ATOMIC_RELAXED);
+	if (was && !sending && on_idle)
+		on_idle(arg);
+}
+
+void uploader_on_idle(struct uploader *up, void (*fn)(void *arg), void *arg)
+{
+	pthread_mutex_lock(&up->lock);
+	up->on_idle = fn;
+	up->on_idle_arg = arg;
+	pthread_mutex_unlock(&up->lock);
+}
+
+void uploader_totals(struct uploader *up, struct upload_totals *out)
+{
+	memset(out, 0, sizeof(*out));
+	int64_t now = mono_ns();
+	pthread_mutex_lock(&up->lock);
+	for (struct writer *w = up->active; w; w = w->next_active) {
+		int64_t paused = LOAD(&w->up_paused);
+		if (paused && now - paused >= GRACE_NS)
+			continue; /* idle: a file streamed in part, then left open */
+		uint64_t size = writer_size(w), base = LOAD(&w->up_base), done = LOAD(&w->up_done);
+		uint64_t total = size > base ? size - base : 0;
+		uint64_t held = done > base ? done - base : 0;
+		if (held > total)
+			held = total; /* truncated meanwhile */
+		double age = (double)(now - LOAD(&w->up_since)) / 1e9;
+		out->files++;
+		out->bytes += total;
+		out->done += held;
+		if (age > out->longest)
+			out->longest = age;
+	}
+	pthread_mutex_unlock(&up->lock);
+	out->files_done = __atomic_load_n(&up->files_done, __ATOMIC_RELAXED);
+	out->bytes_done = __atomic_load_n(&up->bytes_done, __ATOMIC_RELAXED);
 }

@@ -124,6 +124,7 @@ void writer_unref(struct writer *w)
 	if (!w || __atomic_sub_fetch(&w->refs, 1, __ATOMIC_ACQ_REL) > 0)
 		return;
 	writer_pending_sub(w, w->pending);
+	uploader_untrack(w->env->uploader, w, 0);
 	if (w->session && (w->unlinked || w->failed || !w->dirty))
 		gcs_upload_cancel(w->env->gcs, w->session);
 	if (w->dirty && !w->unlinked && !w->failed)

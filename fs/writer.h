@@ -81,6 +81,14 @@ struct writer {
 	int symlink;
 	struct writer *next_queued;  /* uploader queue; guarded by the uploader lock */
 	int queued;                  /* same */
+	/* The upload under way, as the progress line sees it (uploader.h).
+	 * Atomics, read without the lock. */
+	uint64_t up_base;            /* file offset where it started */
+	uint64_t up_done;            /* the server holds the bytes below this */
+	int64_t up_since;            /* CLOCK_MONOTONIC ns when it started; 0: never */
+	int64_t up_paused;           /* ns when it paused; 0 while sending */
+	struct writer *next_active;  /* the uploader's list; guarded by the uploader lock */
+	int active;                  /* same */
 };
 
 /*

@@ -539,6 +539,25 @@ def test_fault_corrupt_upload_stall_and_filters(bucket):
     assert_error(st, body, 400)
 
 
+def test_fault_throttle_slows_request_bodies(bucket):
+    # 384 KiB at 256 KiB/s: at least a second, whatever the kind of upload.
+    data = os.urandom(384 * 1024)
+    bucket.set_faults([{"kind": "*", "action": "throttle-256K", "count": -1,
+                        "bucket": bucket.bucket}])
+    t0 = time.monotonic()
+    bucket.put("slow-media", data)
+    assert time.monotonic() - t0 >= 1.0
+    url = bucket.start_resumable("slow-chunks")
+    t0 = time.monotonic()
+    st, _, _ = bucket.put_chunk(url, data, 0, len(data))
+    assert st == 200 and time.monotonic() - t0 >= 1.0
+    assert bucket.get("slow-media") == data and bucket.get("slow-chunks") == data
+    assert bucket.faults()[0]["met"] >= 3
+    st, _, body = http("POST", bucket.base + "/_emu/faults",
+                       json.dumps([{"kind": "*", "action": "throttle-0K"}]).encode())
+    assert_error(st, body, 400)
+
+
 def test_stats(bucket):
     bucket.reset_stats()
     bucket.put("s", b"12345")

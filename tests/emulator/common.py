@@ -163,6 +163,8 @@ class BodyReader:
         self.consumed = 0
         self.length = None
         self.broken = False      # framing error: the rest of the stream is unusable
+        self.rate = None         # bytes per second when throttled (a throttle fault)
+        self.started = None
         if self.chunked:
             self.remaining = None
             self.done = False
@@ -180,15 +182,30 @@ class BodyReader:
             self.remaining = self.length
             self.done = self.remaining == 0
 
+    def throttle(self, rate):
+        """Read the rest of the body at `rate` bytes per second."""
+        self.rate = max(1, int(rate))
+        self.started = time.monotonic()
+        self.consumed_at_start = self.consumed
+
     def _count(self, n):
         self.consumed += n
         if self.on_bytes:
             self.on_bytes(n)
+        if self.rate:
+            # Sleep until the bytes read so far are due at the rate.
+            due = self.started + (self.consumed - self.consumed_at_start) / self.rate
+            delay = due - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
 
     def readinto(self, mv):
         """Fill as much of mv as the body allows; 0 at the end of the body."""
         if self.done or len(mv) == 0:
             return 0
+        if self.rate:
+            # Small reads keep the pace even: a tenth of a second's worth.
+            mv = mv[:max(4096, self.rate // 10)]
         if self.broken:
             raise bad_request("Malformed chunked request body.")
         if not self.chunked:

@@ -11,7 +11,8 @@ Faults  - fault injection in the spirit of storage-testbench's retry
           (RST, no answer); broken-stream-after-NK (downloads and JSON answers:
           N KiB of the body then FIN; uploads: read N KiB then RST);
           stall-Ns (sleep before answering); stall-Ns-after-NK (pause N
-          seconds after N KiB of an upload or download body); corrupt-upload
+          seconds after N KiB of an upload or download body); throttle-NK
+          (read the request body at N KiB/s: a slow uplink); corrupt-upload
           (flip the first byte of the uploaded data before hashing).
 Routes  - GET  /_emu/stats            POST /_emu/stats/reset
           GET  /_emu/faults           POST /_emu/faults   DELETE /_emu/faults
@@ -40,6 +41,7 @@ ACTIONS = (
     (re.compile(r"^(?:return-)?reset-connection$"), "reset"),
     (re.compile(r"^stall-(\d+(?:\.\d+)?)s$"), "stall"),
     (re.compile(r"^stall-(\d+(?:\.\d+)?)s-after-(\d+)K$"), "stall_after"),
+    (re.compile(r"^throttle-(\d+)K$"), "throttle"),
     (re.compile(r"^corrupt-upload$"), "corrupt"),
 )
 
@@ -53,6 +55,7 @@ class Fault:
         self.code = None
         self.after = None        # bytes
         self.seconds = 0.0
+        self.rate = None         # bytes per second (throttle)
         for rx, typ in ACTIONS:
             m = rx.match(action or "")
             if not m:
@@ -70,9 +73,13 @@ class Fault:
                 self.seconds = float(m.group(1))
             elif typ == "stall_after":
                 self.seconds, self.after = float(m.group(1)), int(m.group(2)) * 1024
+            elif typ == "throttle":
+                self.rate = int(m.group(1)) * 1024
             break
         if self.type is None:
             raise HttpError(400, "Unknown fault action: %r" % (action,))
+        if self.rate == 0:
+            raise HttpError(400, "A throttle needs a rate above 0K: %r" % (action,))
         if self.code is not None and not 400 <= self.code <= 599:
             raise HttpError(400, "Fault status must be 4xx or 5xx: %r" % (action,))
 

@@ -399,6 +399,10 @@ class Handler(BaseHTTPRequestHandler):
         if f is None:
             return False
         streamed = kind in UPLOAD_KINDS or kind in DOWNLOAD_KINDS
+        if f.type == "throttle":
+            self.body.throttle(f.rate)
+            self.fault = None
+            return False
         if f.type == "stall" or (f.type == "stall_after" and not streamed):
             time.sleep(f.seconds)
             self.fault = None

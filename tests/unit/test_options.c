@@ -71,6 +71,8 @@ static void test_errors(void **state)
 		{"stat_ttl=-1", "malformed"},
 		{"endpoint=ftp://x", "http"},
 		{"anonymous=1", "unknown option"},
+		{"progress=1", "unknown option"},
+		{"noprogress=yes", "unknown option"},
 		{"anonymous,key_file=/k", "anonymous"},
 		{"key_file=/a,token_file=/b", "exclude"},
 	};
@@ -122,6 +124,26 @@ static void test_sizes(void **state)
 	assert_int_equal(opts_parse_size("18014398509481984G", &v), -EINVAL);
 }
 
+static void test_progress(void **state)
+{
+	(void)state;
+	struct mount_opts o;
+	char err[256];
+	char *a[] = {"gcsmount", "bkt", "/m", NULL};
+	assert_int_equal(parse(&o, err, 3, a), 0);
+	assert_int_equal(o.progress, -1); /* on when stderr is a terminal */
+	opts_free(&o);
+	char *b[] = {"gcsmount", "-o", "progress", "bkt", "/m", NULL};
+	assert_int_equal(parse(&o, err, 5, b), 0);
+	assert_int_equal(o.progress, 1);
+	opts_free(&o);
+	char *c[] = {"gcsmount", "-o", "progress,debug", "bkt", "/m", "-o", "noprogress", NULL};
+	assert_int_equal(parse(&o, err, 7, c), 0);
+	assert_int_equal(o.progress, 0); /* the last one wins */
+	assert_true(o.debug);
+	opts_free(&o);
+}
+
 static void test_help_version(void **state)
 {
 	(void)state;
@@ -144,6 +166,7 @@ int main(void)
 		cmocka_unit_test(test_mount_helper_style),
 		cmocka_unit_test(test_errors),
 		cmocka_unit_test(test_sizes),
+		cmocka_unit_test(test_progress),
 		cmocka_unit_test(test_help_version),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
