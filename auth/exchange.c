@@ -1,8 +1,9 @@
 /*
  * exchange: talk to a token endpoint. Retries 429/5xx and retryable
- * transport failures TOKEN_ATTEMPTS times with a short backoff; maps the
- * outcome to 0 / -EACCES / -EIO with one line for the log. The response
- * body, which holds the token, is wiped before it is freed.
+ * transport failures (an endpoint silent for TOKEN_SILENCE_S is one)
+ * TOKEN_ATTEMPTS times with a short backoff; maps the outcome to 0 /
+ * -EACCES / -EIO with one line for the log. The response body, which holds
+ * the token, is wiped before it is freed.
  */
 #include "auth/exchange.h"
 
@@ -141,7 +142,7 @@ int token_request_perform(const struct token_request *r, struct buf *token,
 			http_req_header(&req, "%s", r->header);
 		http_req_header(&req, "Accept: application/json");
 		req.connect_timeout_ms = r->connect_timeout_ms;
-		req.low_speed_secs = 30;
+		req.low_speed_secs = TOKEN_SILENCE_S;
 		metrics_http_begin(kind);
 		struct timespec t0, t1;
 		clock_gettime(CLOCK_MONOTONIC, &t0);

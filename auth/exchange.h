@@ -12,6 +12,10 @@
 
 #define TOKEN_ATTEMPTS 3          /* tries for 5xx / transport failures */
 #define TOKEN_DEFAULT_LIFETIME 3600
+/* A token answer is a few hundred bytes: an endpoint that sends nothing for
+ * this long is down. With the retries, a silent endpoint fails a fetch in
+ * about TOKEN_ATTEMPTS * TOKEN_SILENCE_S seconds. */
+#define TOKEN_SILENCE_S 10
 
 struct token_request {
 	const char *method;       /* "POST" or "GET" */
