@@ -99,11 +99,21 @@ int token_parse_response(const char *body, size_t len, struct buf *token,
 		snprintf(err, errlen, "\"access_token\" holds characters not allowed in a header");
 		rc = -EIO;
 	} else {
+		/* Absent, not a number or absurdly long: the usual hour. A value
+		 * <= 0 is passed on as it is: the caller decides what a token
+		 * already expired is worth. */
 		long life = TOKEN_DEFAULT_LIFETIME;
-		if (cJSON_IsNumber(ex))
-			life = ex->valuedouble >= 1 && ex->valuedouble < 1e9 ? (long)ex->valuedouble : 1;
-		else if (cJSON_IsString(ex) && ex->valuestring[0]) /* seen from some servers */
-			life = strtol(ex->valuestring, NULL, 10) > 0 ? strtol(ex->valuestring, NULL, 10) : 1;
+		double v = 0;
+		char *end = NULL;
+		int have = cJSON_IsNumber(ex);
+		if (have)
+			v = ex->valuedouble;
+		else if (cJSON_IsString(ex)) { /* seen from some servers */
+			v = strtod(ex->valuestring, &end);
+			have = end != ex->valuestring;
+		}
+		if (have && v == v) /* not NaN */
+			life = v >= 1e9 ? TOKEN_DEFAULT_LIFETIME : v <= -1e9 ? -1000000000L : (long)v;
 		buf_reset(token);
 		buf_puts(token, at->valuestring);
 		*expires_in = life;
@@ -165,6 +175,10 @@ int token_request_perform(const struct token_request *r, struct buf *token,
 						  perr, sizeof(perr));
 			if (rc == 0) {
 				resp_done(&resp);
+				if (*expires_in <= 0)
+					snprintf(err, errlen, "token endpoint %s answered expires_in=%ld "
+						 "(a token already expired; is a clock off?)",
+						 r->url, *expires_in);
 				return 0;
 			}
 			snprintf(why, sizeof(why), "HTTP %ld but %s", resp.status, perr);
