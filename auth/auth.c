@@ -64,6 +64,14 @@ void auth_invalidate(struct auth *a, const char *rejected)
 	token_cache_invalidate(&a->cache, rejected);
 }
 
+void auth_refusal_note(struct auth *a, char *out, size_t outlen)
+{
+	if (outlen)
+		out[0] = '\0';
+	if (a && a->src.kind != AUTH_ANONYMOUS)
+		token_cache_note(&a->cache, out, outlen);
+}
+
 unsigned long auth_refresh_count(const struct auth *a)
 {
 	return a ? __atomic_load_n(&a->src.fetches, __ATOMIC_RELAXED) : 0;

@@ -53,7 +53,8 @@ const char *auth_source(const struct auth *a);
 /*
  * Write the header line "Authorization: Bearer TOKEN" into out (or "" for
  * anonymous). Returns 0, or a negative errno with one line in err:
- * -EACCES (credentials refused), -EIO (token endpoint unreachable or broken).
+ * -EACCES (credentials refused, or the server refused the token fetched in
+ * the last second too), -EIO (token endpoint unreachable or broken).
  */
 int auth_header(struct auth *a, char *out, size_t outlen, char *err, size_t errlen);
 
@@ -63,6 +64,13 @@ int auth_header(struct auth *a, char *out, size_t outlen, char *err, size_t errl
  * unless another thread already replaced that token.
  */
 void auth_invalidate(struct auth *a, const char *rejected);
+
+/*
+ * What is known against the current token, for the error line of a request
+ * the server refused with 401: one phrase naming the token answer that said
+ * the token had already expired, or "" when nothing is known.
+ */
+void auth_refusal_note(struct auth *a, char *out, size_t outlen);
 
 /* Number of tokens fetched so far (for metrics and tests). */
 unsigned long auth_refresh_count(const struct auth *a);

@@ -1,8 +1,9 @@
 /*
  * exchange: talk to a token endpoint. Retries 429/5xx and retryable
- * transport failures TOKEN_ATTEMPTS times with a short backoff; maps the
- * outcome to 0 / -EACCES / -EIO with one line for the log. The response
- * body, which holds the token, is wiped before it is freed.
+ * transport failures (an endpoint silent for TOKEN_SILENCE_S is one)
+ * TOKEN_ATTEMPTS times with a short backoff; maps the outcome to 0 /
+ * -EACCES / -EIO with one line for the log. The response body, which holds
+ * the token, is wiped before it is freed.
  */
 #include "auth/exchange.h"
 
@@ -98,11 +99,21 @@ int token_parse_response(const char *body, size_t len, struct buf *token,
 		snprintf(err, errlen, "\"access_token\" holds characters not allowed in a header");
 		rc = -EIO;
 	} else {
+		/* Absent, not a number or absurdly long: the usual hour. A value
+		 * <= 0 is passed on as it is: the caller decides what a token
+		 * already expired is worth. */
 		long life = TOKEN_DEFAULT_LIFETIME;
-		if (cJSON_IsNumber(ex))
-			life = ex->valuedouble >= 1 && ex->valuedouble < 1e9 ? (long)ex->valuedouble : 1;
-		else if (cJSON_IsString(ex) && ex->valuestring[0]) /* seen from some servers */
-			life = strtol(ex->valuestring, NULL, 10) > 0 ? strtol(ex->valuestring, NULL, 10) : 1;
+		double v = 0;
+		char *end = NULL;
+		int have = cJSON_IsNumber(ex);
+		if (have)
+			v = ex->valuedouble;
+		else if (cJSON_IsString(ex)) { /* seen from some servers */
+			v = strtod(ex->valuestring, &end);
+			have = end != ex->valuestring;
+		}
+		if (have && v == v) /* not NaN */
+			life = v >= 1e9 ? TOKEN_DEFAULT_LIFETIME : v <= -1e9 ? -1000000000L : (long)v;
 		buf_reset(token);
 		buf_puts(token, at->valuestring);
 		*expires_in = life;
@@ -141,7 +152,7 @@ int token_request_perform(const struct token_request *r, struct buf *token,
 			http_req_header(&req, "%s", r->header);
 		http_req_header(&req, "Accept: application/json");
 		req.connect_timeout_ms = r->connect_timeout_ms;
-		req.low_speed_secs = 30;
+		req.low_speed_secs = TOKEN_SILENCE_S;
 		metrics_http_begin(kind);
 		struct timespec t0, t1;
 		clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -164,6 +175,10 @@ int token_request_perform(const struct token_request *r, struct buf *token,
 						  perr, sizeof(perr));
 			if (rc == 0) {
 				resp_done(&resp);
+				if (*expires_in <= 0)
+					snprintf(err, errlen, "token endpoint %s answered expires_in=%ld "
+						 "(a token already expired; is a clock off?)",
+						 r->url, *expires_in);
 				return 0;
 			}
 			snprintf(why, sizeof(why), "HTTP %ld but %s", resp.status, perr);

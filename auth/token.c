@@ -11,6 +11,16 @@
  * token expired returns its error to every caller that waited for it (and
  * to callers arriving within TOKEN_FAIL_HOLD_MS), so a dead endpoint is
  * not hammered by every FUSE thread.
+ *
+ * A token the server refused (401, token_cache_invalidate) is replaced at
+ * once, but at most once per TOKEN_FAIL_HOLD_MS: when its replacement is
+ * refused as well, callers get -EACCES until then, so an endpoint that
+ * hands out tokens the server will not take costs one fetch a second, not
+ * one per request. A token whose answer said it had already expired
+ * (expires_in <= 0: the clock of the token server or of a proxy is off) is
+ * used anyway, since the server may well take it, for TOKEN_EXPIRED_USE_S
+ * at most; the note naming that answer goes into the error line when the
+ * server refuses it.
  */
 #include "auth/token.h"
 
@@ -47,6 +57,7 @@ void token_cache_init(struct token_cache *c, token_fetch_fn fetch, void *ctx)
 	c->ctx = ctx;
 	c->now_ms = token_monotonic_ms;
 	c->refresh_at = c->expires_at = INT64_MIN;
+	c->replaced_refused_at = INT64_MIN;
 }
 
 void token_cache_destroy(struct token_cache *c)
@@ -79,6 +90,18 @@ static int fail_unlock(struct token_cache *c, int rc, char *err, size_t errlen)
 	return rc;
 }
 
+/* The token that replaced a refused one was refused as well, too soon to
+ * fetch another. */
+static int refused_unlock(struct token_cache *c, int64_t now, char *err, size_t errlen)
+{
+	long long wait = (long long)(c->replaced_refused_at + TOKEN_FAIL_HOLD_MS - now);
+	snprintf(err, errlen, "the server refused (HTTP 401) the token fetched in the last second%s%s; "
+		 "the next is fetched in %lld ms", c->expired_note[0] ? ": " : "", c->expired_note,
+		 wait);
+	pthread_mutex_unlock(&c->mu);
+	return -EACCES;
+}
+
 /* Under mu: install a fetched token. */
 static int install(struct token_cache *c, const struct buf *tok, long life_s, int64_t start)
 {
@@ -94,8 +117,29 @@ static int install(struct token_cache *c, const struct buf *tok, long life_s, in
 	c->expires_at = start + life_ms;
 	c->refresh_at = c->expires_at - token_margin_ms(life_ms);
 	c->retry_at = INT64_MIN;
+	c->refused = 0;
 	c->fetches_ok++;
 	return 0;
+}
+
+/* Under mu, after install(): remember (and log once) an answer that said
+ * the token had already expired. */
+static void note_expired(struct token_cache *c, long life_s, const char *note)
+{
+	int was = c->expired_note[0] != '\0';
+	if (life_s > 0) {
+		c->expired_note[0] = '\0';
+		if (was)
+			log_info("auth: token answers carry a lifetime again");
+		return;
+	}
+	snprintf(c->expired_note, sizeof(c->expired_note), "%s",
+		 note[0] ? note : "the credentials source answered a token that had already expired");
+	if (!was)
+		log_warn("auth: %s; using such tokens for %ds at most", c->expired_note,
+			 TOKEN_EXPIRED_USE_S);
+	else
+		log_debug("auth: %s", c->expired_note);
 }
 
 int token_cache_get(struct token_cache *c, char *out, size_t outlen, char *err, size_t errlen)
@@ -118,6 +162,10 @@ int token_cache_get(struct token_cache *c, char *out, size_t outlen, char *err, 
 		}
 		if (!valid && c->last_rc != 0 && now - c->last_fail_at < TOKEN_FAIL_HOLD_MS)
 			return fail_unlock(c, c->last_rc, err, errlen);
+		if (!valid && c->refused && c->replaced_refused_at > now - TOKEN_FAIL_HOLD_MS)
+			return refused_unlock(c, now, err, errlen);
+		if (!valid && c->refused)
+			c->replaced_refused_at = now;
 		break;
 	}
 	c->refreshing = 1;
@@ -136,9 +184,11 @@ int token_cache_get(struct token_cache *c, char *out, size_t outlen, char *err, 
 	pthread_mutex_lock(&c->mu);
 	int64_t now = c->now_ms();
 	if (rc == 0) {
-		rc = install(c, &tok, life > 0 ? life : 1, start);
+		rc = install(c, &tok, life > 0 ? life : TOKEN_EXPIRED_USE_S, start);
 		if (rc)
 			snprintf(ferr, sizeof(ferr), "out of memory storing the token");
+		else
+			note_expired(c, life, ferr);
 	}
 	buf_free_secret(&tok);
 	c->attempts++;
@@ -168,6 +218,14 @@ void token_cache_invalidate(struct token_cache *c, const char *rejected)
 	if (c->header.data && strcmp(c->header.data, rejected) == 0) {
 		c->refresh_at = c->expires_at = INT64_MIN;
 		c->retry_at = INT64_MIN;
+		c->refused = 1;
 	}
+	pthread_mutex_unlock(&c->mu);
+}
+
+void token_cache_note(struct token_cache *c, char *out, size_t outlen)
+{
+	pthread_mutex_lock(&c->mu);
+	snprintf(out, outlen, "%s", c->expired_note);
 	pthread_mutex_unlock(&c->mu);
 }

@@ -190,11 +190,13 @@ int gcs_call(struct gcs_client *c, struct http_req *req, struct http_resp *resp,
 				      c->endpoint, resp->err);
 			return rc;
 		}
-		char msg[200];
+		char msg[200], note[256] = "";
 		gcs_error_parse(resp->body.data, resp->body.len, msg, sizeof(msg));
+		if (s == 401 && c->auth)
+			auth_refusal_note(c->auth, note, sizeof(note));
 		int err = gcs_errno_for_status(s);
-		gcs_error_set(e, (int)s, err, "%s %s: HTTP %ld%s%s", what, name, s,
-			      msg[0] ? ": " : "", msg);
+		gcs_error_set(e, (int)s, err, "%s %s: HTTP %ld%s%s%s%s", what, name, s,
+			      msg[0] ? ": " : "", msg, note[0] ? "; " : "", note);
 		return err;
 	}
 }

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "auth/auth.h"
 #include "common/crc32c.h"
 #include "common/log.h"
 
@@ -44,8 +45,13 @@ int gcs_bucket_check(struct gcs_client *c, struct gcs_error *e)
 	 * (credentials refused, endpoint unreachable). */
 	if (rc == -ENOENT && e->http == 404)
 		gcs_error_set(e, 404, rc, "bucket %s does not exist (at %s)", c->bucket, c->endpoint);
-	else if (rc == -EACCES && (e->http == 401 || e->http == 403))
-		gcs_error_set(e, e->http, rc, "bucket %s: access denied (HTTP %d)", c->bucket, e->http);
+	else if (rc == -EACCES && (e->http == 401 || e->http == 403)) {
+		char note[256] = "";
+		if (e->http == 401 && c->auth)
+			auth_refusal_note(c->auth, note, sizeof(note));
+		gcs_error_set(e, e->http, rc, "bucket %s: access denied (HTTP %d)%s%s", c->bucket,
+			      e->http, note[0] ? ": " : "", note);
+	}
 	http_req_free(&req);
 	http_resp_free(&resp);
 	buf_free(&url);

@@ -28,12 +28,13 @@ def is_mounted(path):
     return False
 
 
-def run_cli(args, env=None, timeout=60):
-    """Run gcsmount with args; returns CompletedProcess (text)."""
+def run_cli(args, env=None, timeout=60, wrapper=()):
+    """Run gcsmount with args (under the wrapper command, if any, such as
+    setpriv); returns CompletedProcess (text)."""
     e = dict(os.environ)
     e.update(env or {})
-    return subprocess.run([BIN] + list(args), capture_output=True, text=True, env=e,
-                          timeout=timeout, stdin=subprocess.DEVNULL)
+    return subprocess.run(list(wrapper) + [BIN] + list(args), capture_output=True, text=True,
+                          env=e, timeout=timeout, stdin=subprocess.DEVNULL)
 
 
 class Mount:

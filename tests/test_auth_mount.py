@@ -12,7 +12,7 @@ import time
 import pytest
 
 from emulator.client import EmulatorClient, make_service_account_key
-from mountlib import Mount, run_cli
+from mountlib import Mount, is_mounted, run_cli
 
 
 @pytest.fixture
@@ -212,6 +212,153 @@ def test_token_endpoint_down_after_mount(authemu, tmp_path):
         time.sleep(1.5)                     # a failed refresh is not retried for 1 s
         b.fetch_token(sa)
         check_works(m, b, "ok2")            # the mount kept serving
+    finally:
+        assert m.stop() == 0
+
+
+def mount_fails(emu, tmp_path, sa, timeout=60):
+    """Mount with sa's key, expecting failure: (stderr's last line, seconds taken)."""
+    mp = tmp_path / "mp"
+    mp.mkdir(exist_ok=True)
+    t0 = time.monotonic()
+    r = run_cli(["-f", "-o", "endpoint=%s,key_file=%s,spool_dir=%s"
+                 % (emu.url, write_key(tmp_path / "key.json", sa), tmp_path / "spool"),
+                 "gs://auth-bucket/run", str(mp)],
+                env={"GCSMOUNT_NO_METADATA_PROBE": "1"}, timeout=timeout)
+    took = time.monotonic() - t0
+    assert r.returncode == 1, r.stderr
+    assert not is_mounted(str(mp))
+    lines = r.stderr.strip().splitlines()
+    assert lines and lines[-1].startswith("gcsmount: "), r.stderr
+    return lines[-1], took
+
+
+# What each broken token endpoint makes the mount say (after the URL).
+TOKEN_FAULTS = [
+    ("return-500", "HTTP 500"),
+    ("return-200-garbage", "HTTP 200 but answer is not a JSON object"),
+    ("return-200-empty-json", "answer has no \"access_token\""),
+    ("close-connection", "no answer"),
+    ("reset-connection", "no answer"),
+    ("stall-45s", "no answer"),
+]
+
+
+@pytest.mark.parametrize("action,cause", TOKEN_FAULTS, ids=[a for a, _ in TOKEN_FAULTS])
+def test_token_endpoint_broken_at_mount(authemu, tmp_path, action, cause):
+    emu, sa, b = authemu
+    admin = emu.client()
+    admin.set_faults([{"kind": "token", "action": action, "count": -1}])
+    before = token_requests(emu)
+    line, took = mount_fails(emu, tmp_path, sa)
+    assert "token endpoint %s" % emu.token_url in line and cause in line, line
+    assert token_requests(emu) - before <= 3           # a few tries, no loop
+    # A silent endpoint is given up on after three tries of 10 s each.
+    assert took < 40, took
+
+
+def test_jwt_refused_for_clock_skew_at_mount(authemu, tmp_path):
+    emu, sa, b = authemu
+    emu.client().config(jwt_clock_offset=3600)    # this host's clock an hour behind
+    line, _ = mount_fails(emu, tmp_path, sa)
+    assert "refused the credentials (HTTP 400)" in line and "iat and exp" in line, line
+
+
+def test_expired_token_answers_at_mount(authemu, tmp_path):
+    emu, sa, b = authemu
+    emu.client().config(token_lifetime=0)         # tokens dead as they are issued
+    before = token_requests(emu)
+    line, _ = mount_fails(emu, tmp_path, sa)
+    assert "HTTP 401" in line and "answered expires_in=0" in line, line
+    assert token_requests(emu) - before == 2      # the token, and once more after the 401
+
+
+def test_token_answers_skewed_but_valid(authemu, tmp_path):
+    """expires_in says the token expired an hour ago, yet the server takes it
+    for its real 5 s: used, replaced after the 401, never a request failed."""
+    emu, sa, b = authemu
+    emu.client().config(expires_in_skew=3600)
+    key = write_key(tmp_path / "key.json", sa)
+    m = start_mount(emu, tmp_path, ["key_file=" + key, "stat_ttl=0"])
+    try:
+        before = token_requests(emu)
+        end = time.time() + 11
+        n = 0
+        while time.time() < end:
+            with open(m.p("f"), "w") as f:
+                f.write(str(n))
+            os.stat(m.p("f"))
+            n += 1
+        assert n > 20
+        fetched = token_requests(emu) - before
+        assert 1 <= fetched <= 4, fetched             # per real lifetime, not per request
+        log = m.read_log()
+        assert log.count("answered expires_in=-3595 ") == 1, log   # warned once
+        assert "error" not in log, log
+    finally:
+        assert m.stop() == 0
+
+
+@pytest.mark.parametrize("action,cause", [f for f in TOKEN_FAULTS if "stall" not in f[0]],
+                         ids=[a for a, _ in TOKEN_FAULTS if "stall" not in a])
+def test_token_endpoint_broken_after_mount(authemu, tmp_path, action, cause):
+    emu, sa, b = authemu
+    key = write_key(tmp_path / "key.json", sa)
+    m = start_mount(emu, tmp_path, ["key_file=" + key, "retry_deadline=2"])
+    try:
+        check_works(m, b, "ok1")
+        admin = emu.client()
+        admin.set_faults([{"kind": "token", "action": action, "count": -1}])
+        admin.clear_tokens()                 # the mount's token is refused from now on
+        with pytest.raises(OSError) as e:
+            with open(m.p("fails"), "w") as f:
+                f.write("x")
+        assert e.value.errno in (errno.EIO, errno.EACCES)
+        log = m.read_log()
+        assert "token endpoint %s" % emu.token_url in log and cause in log, log
+        admin.clear_faults()
+        time.sleep(1.2)                      # a failed fetch is shared for 1 s
+        b.fetch_token(sa)
+        check_works(m, b, "ok2")             # the mount kept serving
+    finally:
+        assert m.stop() == 0
+
+
+def test_expired_token_answers_after_mount(authemu, tmp_path):
+    emu, sa, b = authemu
+    key = write_key(tmp_path / "key.json", sa)
+    m = start_mount(emu, tmp_path, ["key_file=" + key, "stat_ttl=0", "type_ttl=0"])
+    try:
+        check_works(m, b, "ok1")
+        admin = emu.client()
+        admin.config(token_lifetime=0)
+        admin.clear_tokens()
+        before = token_requests(emu)
+        errors, ok = [], []
+
+        def hammer():
+            end = time.time() + 4
+            while time.time() < end:
+                try:
+                    os.stat(m.p("ok1"))
+                    ok.append(1)
+                except OSError as e:
+                    errors.append(e.errno)
+
+        threads = [threading.Thread(target=hammer) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert errors and set(errors) == {errno.EACCES} and not ok
+        fetched = token_requests(emu) - before
+        assert fetched <= 7, fetched                 # about one a second, not one per stat
+        log = m.read_log()
+        assert "answered expires_in=0" in log and "HTTP 401" in log, log
+        admin.config(token_lifetime=5)
+        time.sleep(1.2)
+        b.fetch_token(sa)
+        check_works(m, b, "ok2")                     # serving again
     finally:
         assert m.stop() == 0
 

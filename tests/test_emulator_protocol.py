@@ -449,6 +449,28 @@ def test_key_file_token_lifetime_and_refresh_grant(emulator_factory, tmp_path):
     assert c.request("GET", "/storage/v1/b/kfb", expect=None)[0] == 401
 
 
+
+def test_token_clock_switches(emulator_factory):
+    emu = emulator_factory("--require-auth", "--bucket", "clk")
+    c = emu.client("clk")
+    sa = make_service_account_key(emu.token_url)
+    c.register_service_account(sa)
+    # A token server whose clock runs ahead answers a short or negative
+    # expires_in; the token itself still lives token_lifetime seconds.
+    c.config(expires_in_skew=3700)
+    assert c.fetch_token(sa)["expires_in"] == -100
+    assert c.get_bucket()["name"] == "clk"
+    # A client whose clock is an hour behind signs a JWT that has expired.
+    c.config(expires_in_skew=0, jwt_clock_offset=3600)
+    st, body = _token(c, make_jwt(sa, emu.token_url))
+    assert st == 400 and body["error"] == "invalid_grant" and "iat" in body["error_description"]
+    assert c.config(jwt_clock_offset=0)["jwt_clock_offset"] == 0
+    assert _token(c, make_jwt(sa, emu.token_url))[0] == 200
+    st, _, body = c.request("POST", "/_emu/config", json.dumps({"expires_in_skew": "x"}).encode(),
+                            expect=None)
+    assert_error(st, body, 400)
+
+
 # ---------------------------------------------------------------- fault injection
 
 def test_fault_status_count_and_met(bucket):
@@ -482,6 +504,29 @@ def test_fault_reset_and_broken_stream(bucket):
     assert bucket.get("big") == data
     assert bucket.faults()[0]["met"] == 1
 
+
+
+def test_fault_close_and_200_answers(emulator):
+    c = emulator.client()
+    form = urlencode({"grant_type": "password"}).encode()
+    hdrs = {"Content-Type": "application/x-www-form-urlencoded"}
+    c.set_faults([{"kind": "token", "action": "close-connection"},
+                  {"kind": "token", "action": "return-200-garbage"},
+                  {"kind": "token", "action": "return-200-empty-json"}])
+    try:
+        conn = c.connection()
+        conn.request("POST", "/token", form, hdrs)
+        with pytest.raises(hc.RemoteDisconnected):      # a clean close, no status line
+            conn.getresponse()
+        st, h, body = http("POST", c.base + "/token", form, hdrs)
+        assert st == 200 and h["Content-Type"].startswith("text/html")
+        assert body.startswith(b"<html>")
+        st, h, body = http("POST", c.base + "/token", form, hdrs)
+        assert st == 200 and json.loads(body) == {}
+        assert [f["met"] for f in c.faults()] == [1, 1, 1]
+        assert http("POST", c.base + "/token", form, hdrs)[0] == 400   # faults used up
+    finally:
+        c.clear_faults()
 
 def test_fault_partial_json_and_stall_after(bucket):
     data = os.urandom(600 * 1024)

@@ -3,12 +3,17 @@
 import errno
 import json
 import os
+import shutil
 import socket
+import subprocess
 import time
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
-from mountlib import is_mounted, run_cli
+from emulator.client import make_service_account_key
+from mountlib import BIN, is_mounted, run_cli
 
 
 def wait_for_object(bucket, name, timeout=30):
@@ -65,12 +70,12 @@ def test_options_after_positionals_as_mount_does(bucket, emulator, tmp_path):
         os.system("fusermount3 -u %s" % mp)
 
 
-def expect_mount_failure(args, needle, tmp_path, env=None):
+def expect_mount_failure(args, needle, tmp_path, env=None, wrapper=()):
     mp = tmp_path / "mp"
     mp.mkdir(exist_ok=True)
     e = {"GCSMOUNT_NO_METADATA_PROBE": "1"}
     e.update(env or {})
-    r = run_cli(["-f"] + args + [str(mp)], env=e, timeout=60)
+    r = run_cli(["-f"] + args + [str(mp)], env=e, timeout=60, wrapper=wrapper)
     assert r.returncode == 1, (r.returncode, r.stderr)
     line = one_line(r.stderr)
     assert needle.lower() in line.lower(), r.stderr
@@ -100,6 +105,12 @@ def test_missing_mountpoint(emulator, bucket, tmp_path):
     assert "mountpoint" in one_line(r.stderr) and "No such file" in r.stderr
 
 
+def ec_key_pem():
+    key = ec.generate_private_key(ec.SECP256R1())
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                             serialization.NoEncryption()).decode()
+
+
 @pytest.mark.parametrize("content,needle", [
     (None, "No such file"),
     ("{not json", "JSON"),
@@ -107,14 +118,71 @@ def test_missing_mountpoint(emulator, bucket, tmp_path):
     (json.dumps({"type": "service_account", "client_email": "a@b",
                  "private_key": "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"}),
      "PEM"),
-])
+    (lambda: json.dumps({"type": "service_account", "client_email": "a@b",
+                         "private_key": ec_key_pem()}), "not RSA"),
+    (json.dumps({"type": "external_account", "audience": "x"}), "not supported"),
+], ids=["missing", "not-json", "no-private-key", "bad-pem", "ec-key", "external-account"])
 def test_bad_key_file(emulator, bucket, tmp_path, content, needle):
     key = tmp_path / "key.json"
+    if callable(content):
+        content = content()
     if content is not None:
         key.write_text(content)
     line = expect_mount_failure(["-o", "key_file=%s,endpoint=%s" % (key, emulator.url),
                                  "gs://" + bucket.bucket], needle, tmp_path)
-    assert "private_key\":" not in line
+    assert "private_key\":" not in line and "PRIVATE KEY" not in line
+    assert str(key) in line
+
+
+# Root reads any file: to meet a key file it cannot read, gcsmount runs without
+# the capabilities that bypass file modes (it keeps CAP_SYS_ADMIN, for FUSE).
+NO_DAC = ["setpriv", "--inh-caps=-dac_override,-dac_read_search",
+          "--bounding-set=-dac_override,-dac_read_search", "--"]
+
+
+def test_unreadable_key_file(emulator, bucket, tmp_path):
+    sa = make_service_account_key(emulator.token_url)
+    emulator.client().register_service_account(sa)
+    key = tmp_path / "key.json"
+    key.write_text(json.dumps(sa))
+    key.chmod(0)
+    wrapper = NO_DAC if os.geteuid() == 0 else []
+    if wrapper and not shutil.which("setpriv"):
+        pytest.skip("setpriv (util-linux) is needed to drop root's file-mode override")
+    line = expect_mount_failure(["-o", "key_file=%s,endpoint=%s" % (key, emulator.url),
+                                 "gs://" + bucket.bucket], "not readable", tmp_path,
+                                wrapper=wrapper)
+    assert "key_file=%s" % key in line and "permission denied" in line
+    # The same key made readable mounts under the same wrapper: the mode was the cause.
+    key.chmod(0o600)
+    mp = tmp_path / "mp"
+    r = subprocess.Popen(wrapper + [BIN, "-f", "-o", "key_file=%s,endpoint=%s,spool_dir=%s"
+                                    % (key, emulator.url, tmp_path / "spool"),
+                                    "gs://" + bucket.bucket, str(mp)],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                         env=dict(os.environ, GCSMOUNT_NO_METADATA_PROBE="1"))
+    deadline = time.time() + 20
+    while not is_mounted(str(mp)) and r.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    mounted = is_mounted(str(mp))
+    subprocess.run(["fusermount3", "-u", str(mp)], capture_output=True)
+    rc = r.wait(30)
+    assert mounted and rc == 0, r.stderr.read()
+
+
+@pytest.mark.parametrize("how", ["key_file", "GC_KEY_PATH"])
+def test_key_path_is_a_directory(emulator, bucket, tmp_path, how):
+    keydir = tmp_path / "secret"
+    keydir.mkdir()
+    opts = "endpoint=" + emulator.url
+    env = {}
+    if how == "key_file":
+        opts += ",key_file=%s" % keydir
+    else:
+        env = {"GC_KEY_PATH": str(keydir)}
+    line = expect_mount_failure(["-o", opts, "gs://" + bucket.bucket], "is a directory",
+                                tmp_path, env=env)
+    assert "%s=%s" % (how, keydir) in line
 
 
 def test_names_gcs_cannot_hold(mnt):

@@ -9,6 +9,11 @@
   scope present) like Google's endpoint, and with grant_type=refresh_token
   checks registered (client_id, client_secret, refresh_token) triples.
 - check_bearer() enforces require_auth on storage requests (401 JSON errors).
+- Clock switches for tests: expires_in_skew is subtracted from the expires_in
+  of every answer (a token server whose clock runs that far ahead reports a
+  shorter, even negative, lifetime; the tokens stay valid token_lifetime
+  seconds); jwt_clock_offset is added to the clock the iat/exp window of a JWT
+  is checked against (the client's clock that far behind).
 """
 
 import base64
@@ -47,6 +52,8 @@ class Auth:
         self.lock = threading.Lock()
         self.token_lifetime = int(token_lifetime)
         self.require_auth = bool(require_auth)
+        self.expires_in_skew = 0
+        self.jwt_clock_offset = 0
         self.keys = {}           # private_key_id -> {"client_email", "public_key_pem", "revoked"}
         self.refresh = {}        # refresh_token -> {"client_id", "client_secret"}
         self.tokens = {}         # access token -> (expiry epoch seconds, key id or client id)
@@ -136,7 +143,8 @@ class Auth:
                 del self.tokens[t]
             self.tokens[tok] = (now + self.token_lifetime, owner)
             self.issued += 1
-        return {"access_token": tok, "expires_in": self.token_lifetime, "token_type": "Bearer"}
+        return {"access_token": tok, "expires_in": self.token_lifetime - self.expires_in_skew,
+                "token_type": "Bearer"}
 
     def exchange(self, form, token_urls):
         """Handle a token request; form is a dict of the urlencoded body."""
@@ -189,7 +197,7 @@ class Auth:
                              "Invalid JWT: Failed audience check. The expected value was %s"
                              % token_urls[0])
         iat, exp = claims.get("iat"), claims.get("exp")
-        now = time.time()
+        now = time.time() + self.jwt_clock_offset
         if (not isinstance(iat, (int, float)) or not isinstance(exp, (int, float))
                 or exp <= iat or exp - iat > MAX_LIFETIME or exp <= now
                 or iat > now + CLOCK_SKEW):

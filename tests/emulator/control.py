@@ -13,10 +13,14 @@ Faults  - fault injection in the spirit of storage-testbench's retry
           stall-Ns (sleep before answering); stall-Ns-after-NK (pause N
           seconds after N KiB of an upload or download body); throttle-NK
           (read the request body at N KiB/s: a slow uplink); corrupt-upload
-          (flip the first byte of the uploaded data before hashing).
+          (flip the first byte of the uploaded data before hashing);
+          close-connection (read the request, then FIN without an answer);
+          return-200-garbage (200 with an HTML body, as a captive portal or a
+          misrouted proxy answers); return-200-empty-json (200 with "{}").
 Routes  - GET  /_emu/stats            POST /_emu/stats/reset
           GET  /_emu/faults           POST /_emu/faults   DELETE /_emu/faults
-          GET  /_emu/config           POST /_emu/config {require_auth, token_lifetime, verbose}
+          GET  /_emu/config           POST /_emu/config {require_auth, token_lifetime,
+                                        expires_in_skew, jwt_clock_offset, verbose}
           GET  /_emu/keys             POST /_emu/keys {client_email, private_key_id, public_key_pem}
           DELETE /_emu/keys/{id}[?revoke_tokens=true]
           POST /_emu/refresh_tokens {client_id, client_secret, refresh_token}
@@ -43,7 +47,16 @@ ACTIONS = (
     (re.compile(r"^stall-(\d+(?:\.\d+)?)s-after-(\d+)K$"), "stall_after"),
     (re.compile(r"^throttle-(\d+)K$"), "throttle"),
     (re.compile(r"^corrupt-upload$"), "corrupt"),
+    (re.compile(r"^close-connection$"), "close"),
+    (re.compile(r"^return-200-(garbage|empty-json)$"), "answer200"),
 )
+
+# What a return-200-* fault answers: (content type, body).
+ANSWERS_200 = {
+    "garbage": ("text/html; charset=UTF-8",
+                b"<html><head><title>Sign in</title></head><body>Proxy login</body></html>"),
+    "empty-json": ("application/json; charset=UTF-8", b"{}"),
+}
 
 
 class Fault:
@@ -56,6 +69,7 @@ class Fault:
         self.after = None        # bytes
         self.seconds = 0.0
         self.rate = None         # bytes per second (throttle)
+        self.answer = None       # (content type, body) of a return-200-* fault
         for rx, typ in ACTIONS:
             m = rx.match(action or "")
             if not m:
@@ -75,6 +89,8 @@ class Fault:
                 self.seconds, self.after = float(m.group(1)), int(m.group(2)) * 1024
             elif typ == "throttle":
                 self.rate = int(m.group(1)) * 1024
+            elif typ == "answer200":
+                self.answer = ANSWERS_200[m.group(1)]
             break
         if self.type is None:
             raise HttpError(400, "Unknown fault action: %r" % (action,))
@@ -223,11 +239,19 @@ def handle(h, method, segs):
                     app.auth.token_lifetime = int(cfg["token_lifetime"])
                 except (TypeError, ValueError):
                     raise HttpError(400, "token_lifetime must be an integer (seconds)")
+            for name in ("expires_in_skew", "jwt_clock_offset"):
+                if name in cfg:
+                    try:
+                        setattr(app.auth, name, int(cfg[name]))
+                    except (TypeError, ValueError):
+                        raise HttpError(400, "%s must be an integer (seconds)" % name)
             if "verbose" in cfg:
                 app.verbose = bool(cfg["verbose"])
         if method in ("GET", "POST"):
             return 200, {"require_auth": app.auth.require_auth,
                          "token_lifetime": app.auth.token_lifetime,
+                         "expires_in_skew": app.auth.expires_in_skew,
+                         "jwt_clock_offset": app.auth.jwt_clock_offset,
                          "verbose": app.verbose}
     if path == "keys":
         if method == "GET":

@@ -407,9 +407,16 @@ class Handler(BaseHTTPRequestHandler):
             time.sleep(f.seconds)
             self.fault = None
             return False
-        if f.type == "reset":
+        if f.type in ("reset", "close"):
             self.status = 0
-            self._close_now(reset=True)
+            if f.type == "close" and not self.body.done:
+                self.body.drain()
+            self._close_now(reset=f.type == "reset")
+            return True
+        if f.type == "answer200":
+            ctype, body = f.answer
+            self.fault = None
+            self.send_body(200, {}, body, ctype)
             return True
         if f.type == "status" and (f.after is None or not streamed):
             raise HttpError(f.code, "Injected fault: %s" % f.action)

@@ -528,9 +528,13 @@ static void test_token_file(void **state)
 	assert_string_equal(hdr, "Authorization: Bearer ya29.second");
 	assert_int_equal(auth_refresh_count(a), 2);
 
-	/* a broken replacement keeps the previous token */
+	/* a broken replacement keeps the previous token (refused again: the
+	 * file is looked at again once TOKEN_FAIL_HOLD_MS has passed) */
 	write_file(tpath("token"), "\n");
 	auth_invalidate(a, hdr);
+	assert_int_equal(auth_header(a, hdr, sizeof(hdr), err, sizeof(err)), -EACCES);
+	assert_non_null(strstr(err, "refused (HTTP 401)"));
+	token_sleep_ms(TOKEN_FAIL_HOLD_MS);
 	assert_int_equal(auth_header(a, hdr, sizeof(hdr), err, sizeof(err)), 0);
 	assert_string_equal(hdr, "Authorization: Bearer ya29.second");
 
@@ -811,6 +815,65 @@ static void test_cache_invalidate(void **state)
 	token_cache_invalidate(&c, "Authorization: Bearer tok-1");
 	get_is(&c, "tok-2");
 	assert_int_equal(fake_calls(&f), 2);
+	fake_destroy(&f, &c);
+}
+
+/* A token the server refused is replaced at once, but its replacement,
+ * refused too, is not replaced again within TOKEN_FAIL_HOLD_MS. */
+static void test_cache_refused_replacement_limit(void **state)
+{
+	(void)state;
+	struct fake f;
+	struct token_cache c;
+	fake_init(&f, &c);
+	char out[128], err[256];
+	get_is(&c, "tok-1");
+	token_cache_invalidate(&c, "Authorization: Bearer tok-1");
+	get_is(&c, "tok-2");
+	token_cache_invalidate(&c, "Authorization: Bearer tok-2");
+	for (int i = 0; i < 50; i++) {
+		assert_int_equal(token_cache_get(&c, out, sizeof(out), err, sizeof(err)), -EACCES);
+		assert_non_null(strstr(err, "refused (HTTP 401)"));
+	}
+	assert_int_equal(fake_calls(&f), 2);
+	fake_advance(TOKEN_FAIL_HOLD_MS - 1);
+	assert_int_equal(token_cache_get(&c, out, sizeof(out), err, sizeof(err)), -EACCES);
+	fake_advance(1);
+	get_is(&c, "tok-3");
+	/* a token that served for a while and is then refused is replaced at once */
+	fake_advance(10 * 1000);
+	token_cache_invalidate(&c, "Authorization: Bearer tok-3");
+	get_is(&c, "tok-4");
+	assert_int_equal(fake_calls(&f), 4);
+	fake_destroy(&f, &c);
+}
+
+/* An answer that says the token has already expired: the token is used, for
+ * TOKEN_EXPIRED_USE_S at most, and the note says why it may be refused. */
+static void test_cache_expired_answer(void **state)
+{
+	(void)state;
+	struct fake f;
+	struct token_cache c;
+	fake_init(&f, &c);
+	char note[256];
+	f.life = 0;
+	get_is(&c, "tok-1");
+	token_cache_note(&c, note, sizeof(note));
+	assert_non_null(strstr(note, "already expired"));
+	int64_t margin = token_margin_ms(TOKEN_EXPIRED_USE_S * 1000);
+	fake_advance(TOKEN_EXPIRED_USE_S * 1000 - margin - 1);
+	get_is(&c, "tok-1");
+	assert_int_equal(fake_calls(&f), 1);
+	fake_advance(1);
+	f.life = -300;
+	get_is(&c, "tok-2");
+	f.life = 3600;
+	fake_advance(TOKEN_EXPIRED_USE_S * 1000);
+	get_is(&c, "tok-3");
+	token_cache_note(&c, note, sizeof(note));
+	assert_string_equal(note, "");
+	assert_int_equal(fake_calls(&f), 3);
 	fake_destroy(&f, &c);
 }
 
@@ -1159,6 +1222,26 @@ static void test_http_401_invalidate(void **state)
 	auth_free(a);
 }
 
+/* An answer with expires_in <= 0 gives a token that is used (not fetched
+ * again on every call), and a note naming the endpoint and the value. */
+static void test_http_expired_answer(void **state)
+{
+	(void)state;
+	S.expires_in = -30;
+	int base = srv_token_requests();
+	struct auth *a = sa_auth("http-expired.json", key_a, "a@p", pem_a, NULL);
+	char want[64], note[256];
+	snprintf(want, sizeof(want), "Authorization: Bearer ya29.tok-%d", base + 1);
+	for (int i = 0; i < 5; i++)
+		hdr_is(a, want);
+	assert_int_equal(srv_token_requests(), base + 1);
+	auth_refusal_note(a, note, sizeof(note));
+	assert_non_null(strstr(note, "expires_in=-30"));
+	assert_non_null(strstr(note, srv_token_uri()));
+	auth_free(a);
+	S.expires_in = 3600;
+}
+
 /* One exchange against a canned answer, with a fresh auth each time. */
 static int one_exchange(int status, const char *body, char *err, size_t errlen, int *requests)
 {
@@ -1268,6 +1351,24 @@ static void test_token_error_text(void **state)
 	b = "{\"expires_in\":5}";
 	assert_int_equal(token_parse_response(b, strlen(b), &tok, &life, err, sizeof(err)), -EIO);
 	assert_non_null(strstr(err, "no \"access_token\""));
+	/* expired answers are passed on as they are; nonsense is the usual hour */
+	static const struct { const char *body; long life; } lives[] = {
+		{"{\"access_token\":\"t\",\"expires_in\":0}", 0},
+		{"{\"access_token\":\"t\",\"expires_in\":-30}", -30},
+		{"{\"access_token\":\"t\",\"expires_in\":\"-5\"}", -5},
+		{"{\"access_token\":\"t\",\"expires_in\":0.5}", 0},
+		{"{\"access_token\":\"t\",\"expires_in\":-1e30}", -1000000000L},
+		{"{\"access_token\":\"t\",\"expires_in\":1e30}", TOKEN_DEFAULT_LIFETIME},
+		{"{\"access_token\":\"t\",\"expires_in\":\"soon\"}", TOKEN_DEFAULT_LIFETIME},
+		{"{\"access_token\":\"t\",\"expires_in\":\"nan\"}", TOKEN_DEFAULT_LIFETIME},
+		{"{\"access_token\":\"t\",\"expires_in\":null}", TOKEN_DEFAULT_LIFETIME},
+	};
+	for (size_t i = 0; i < sizeof(lives) / sizeof(lives[0]); i++) {
+		b = lives[i].body;
+		assert_int_equal(token_parse_response(b, strlen(b), &tok, &life, err, sizeof(err)), 0);
+		if (life != lives[i].life)
+			fail_msg("%s: life %ld, want %ld", b, life, lives[i].life);
+	}
 	buf_free_secret(&tok);
 }
 
@@ -1312,10 +1413,13 @@ static void test_http_key_rotation(void **state)
 	cJSON_Delete(cl);
 	free(as);
 
-	/* a broken replacement: one error line, the refresh uses the old key */
+	/* a broken replacement: one error line, the refresh uses the old key
+	 * (a token refused right after it replaced a refused one is replaced
+	 * once TOKEN_FAIL_HOLD_MS has passed) */
 	assert_int_equal(symlink("v3", tpath("rot/..data_tmp")), 0);
 	assert_int_equal(rename(tpath("rot/..data_tmp"), tpath("rot/..data")), 0);
 	auth_invalidate(a, hdr);
+	token_sleep_ms(TOKEN_FAIL_HOLD_MS);
 	assert_int_equal(auth_header(a, hdr, sizeof(hdr), err, sizeof(err)), 0);
 	as = last_assertion();
 	cl = jwt_claims_of(as, key_b);
@@ -1430,6 +1534,8 @@ int main(void)
 		cmocka_unit_test(test_cache_single_flight_at_expiry),
 		cmocka_unit_test(test_cache_failures),
 		cmocka_unit_test(test_cache_invalidate),
+		cmocka_unit_test(test_cache_refused_replacement_limit),
+		cmocka_unit_test(test_cache_expired_answer),
 	};
 	const struct CMUnitTest discovery[] = {
 		cmocka_unit_test_setup(test_discover_nothing, env_reset),
@@ -1442,6 +1548,7 @@ int main(void)
 		cmocka_unit_test(test_http_jwt_exchange),
 		cmocka_unit_test(test_http_16_threads_one_refresh),
 		cmocka_unit_test(test_http_401_invalidate),
+		cmocka_unit_test(test_http_expired_answer),
 		cmocka_unit_test(test_http_errors),
 		cmocka_unit_test(test_http_key_rotation),
 		cmocka_unit_test(test_http_authorized_user),
