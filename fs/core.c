@@ -1,15 +1,56 @@
 /*
  * core: what every FUSE operation shares: names of objects, attributes,
- * entries, and turning a gcs error into an errno plus one log line.
+ * entries, and turning a gcs error into an errno plus one log line (a
+ * burst of failures is logged in part, the rest counted).
  */
 #include "fs/fs.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "common/log.h"
 #include "fs/writer.h"
+
+/* At most ERROR_BURST failure lines per ERROR_WINDOW seconds: when the
+ * server or the token endpoint is down, every call fails alike, and a
+ * line each would bury the log. What is held back is counted and said. */
+#define ERROR_BURST 20
+#define ERROR_WINDOW 10
+
+static struct {
+	pthread_mutex_t lock;
+	time_t window;            /* start of the current window */
+	int logged;               /* lines in it */
+	long held;                /* lines held back in it */
+} error_lines = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+/* 1 if a failure line may be logged now; reports what a window held back. */
+static int error_line_allowed(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	pthread_mutex_lock(&error_lines.lock);
+	long held = 0;
+	if (ts.tv_sec - error_lines.window >= ERROR_WINDOW) {
+		held = error_lines.held;
+		error_lines.window = ts.tv_sec;
+		error_lines.logged = 0;
+		error_lines.held = 0;
+	}
+	int ok = error_lines.logged < ERROR_BURST;
+	if (ok)
+		error_lines.logged++;
+	else
+		error_lines.held++;
+	pthread_mutex_unlock(&error_lines.lock);
+	if (held)
+		log_error("%ld more failures not logged in %d s (like the ones above)", held,
+			  ERROR_WINDOW);
+	return ok;
+}
 
 struct inode *fs_inode(struct fs *fs, fuse_ino_t ino)
 {
@@ -116,7 +157,7 @@ int fs_gcs_fail(const char *op, const struct gcs_error *e)
 {
 	if (e->err == -ENOENT)
 		log_debug("%s: %s", op, e->msg);
-	else
+	else if (error_line_allowed())
 		log_error("%s: %s", op, e->msg);
 	return e->err ? e->err : -EIO;
 }

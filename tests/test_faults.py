@@ -2,7 +2,9 @@
 each scenario tells the emulator what to do to the next requests of a kind,
 checks the bytes through the API, and checks every fault was actually met."""
 
+import errno
 import os
+import time
 
 import pytest
 
@@ -106,3 +108,29 @@ def test_non_retryable_error_not_retried(bucket, mnt):
     assert [f["met"] for f in bucket.faults()] == [1]   # tried once, not five times
     bucket.clear_faults()
     assert mnt.stop() == 3   # kept in the spool, named, for the next mount
+
+
+def test_a_burst_of_failures_is_logged_in_part(bucket, mnt):
+    """Every call failing alike (here: 403 on each read) gives each caller its errno,
+    but the log holds a bounded number of lines, and says how many it held back."""
+    bucket.put("run/f", b"data" * 1000)
+    bucket.set_faults([{"kind": "object.media", "action": "return-403", "count": 300}])
+    failures = 0
+    for _ in range(120):
+        try:
+            with open(mnt.p("f"), "rb") as f:
+                f.read()
+        except OSError as e:
+            assert e.errno == errno.EACCES
+            failures += 1
+    assert failures == 120
+    lines = [ln for ln in mnt.read_log().splitlines() if " error: read:" in ln]
+    assert 1 <= len(lines) <= 25, len(lines)
+    # The next failure after the window (10 s) first says what was held back.
+    time.sleep(10.5)
+    with pytest.raises(PermissionError):
+        open(mnt.p("f"), "rb").read()
+    assert "failures not logged" in mnt.read_log()
+    bucket.clear_faults()
+    with open(mnt.p("f"), "rb") as f:
+        assert f.read() == b"data" * 1000
