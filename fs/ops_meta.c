@@ -39,7 +39,7 @@ static int remote_lookup(struct fs *fs, struct inode *parent, const char *name,
 	if (rc < 0)
 		goto out;
 	int is_dir = 0;
-	rc = gcs_lookup(fs->gcs, file.data, dir.data, obj, &is_dir, &e);
+	rc = gcs_lookup(fs->gcs, file.data, dir.data, NULL, obj, &is_dir, &e);
 	if (rc == 0 && is_dir && obj->name) {
 		log_warn("'%s' is both an object and a directory; showing the directory", file.data);
 		gcs_object_clear(obj);
