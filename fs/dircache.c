@@ -95,6 +95,14 @@ void fs_page_entries(struct inode *dir, const char *prefix, struct gcs_list_page
 	}
 }
 
+void fs_apply_listed(struct fs *fs, struct inode *i, const struct gcs_object *o)
+{
+	/* Generations only grow: a smaller one is what the listing saw before
+	 * this mount's own upload landed. */
+	if (o->generation >= i->generation)
+		fs_apply_object(fs, i, o);
+}
+
 int fs_dir_take_listing(struct fs *fs, struct inode *dir, const struct fs_dirent *ents,
 			size_t n, uint64_t changes, double until)
 {
@@ -131,7 +139,7 @@ int fs_dir_take_listing(struct fs *fs, struct inode *dir, const struct fs_dirent
 		if (c->writer)
 			continue; /* what is written here is newer than the bucket */
 		if (de->obj.name)
-			fs_apply_object(fs, c, &de->obj);
+			fs_apply_listed(fs, c, &de->obj);
 		else if (de->kind == INODE_DIR)
 			c->attr_expires = now + fs->opts->stat_ttl;
 	}

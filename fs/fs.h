@@ -95,6 +95,8 @@ typedef void (*fs_dirent_fn)(void *arg, struct fs_dirent *de);
  * the temporary directory; add() takes each one over (name and obj). */
 void fs_page_entries(struct inode *dir, const char *prefix, struct gcs_list_page *page,
 		     fs_dirent_fn add, void *arg);
+/* fs_apply_object() for what a listing said, unless i holds a newer generation. */
+void fs_apply_listed(struct fs *fs, struct inode *i, const struct gcs_object *o);
 /* A listing of all of dir, asked for when dir's change count was `changes`:
  * unless the table contradicts it, its entries enter the table and dir
  * is complete until `until`. Returns 1 when it is. */

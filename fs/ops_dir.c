@@ -232,7 +232,7 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 			if (plus) {
 				child = inode_child_get(&fs->inodes, d->dir, name, de->kind);
 				if (de->obj.name && !child->writer)
-					fs_apply_object(fs, child, &de->obj);
+					fs_apply_listed(fs, child, &de->obj);
 				else if (de->kind == INODE_DIR)
 					child->attr_expires = inode_now() + fs->opts->stat_ttl;
 				fs_fill_entry(fs, child, &e);
