@@ -4,6 +4,11 @@
  * A name is a directory when the placeholder "name/" or anything under
  * "name/" exists (implicit directories), and a file when the object "name"
  * exists; when both do, the directory wins and the clash is logged.
+ *
+ * A lookup is answered by the inode table when it holds the name with fresh
+ * attributes, by the directory's known children when the name is not among
+ * them (dircache.c), and otherwise by GCS, with the directory's listing
+ * asked for in the same round trip when that may make its children known.
  */
 #include "fs/fs.h"
 
