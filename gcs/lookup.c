@@ -71,6 +71,7 @@ int gcs_lookup(struct gcs_client *c, const char *file, const char *dir_prefix,
 	int rcs[3] = {0, 0, 0};
 	char hdr[4096];
 	int rc = 0;
+	memset(resps, 0, sizeof(resps));
 	for (int k = 0; k < n; k++) {
 		http_req_init(&reqs[k], "GET", urls[k].data);
 		http_resp_init(&resps[k]);
