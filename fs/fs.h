@@ -46,6 +46,9 @@ struct fs {
 
 extern const struct fuse_lowlevel_ops fs_ops;
 
+/* Entries asked for per listing request (readdir pages, a lookup's listing). */
+#define FS_LIST_PAGE 1000
+
 /* Where temporary objects live, under the prefix; never listed or looked up. */
 #define FS_TMP_DIR ".gcsmount-tmp"
 
@@ -74,6 +77,43 @@ void fs_fill_attr(struct fs *fs, const struct inode *i, struct stat *st);
 void fs_fill_entry(struct fs *fs, struct inode *i, struct fuse_entry_param *e);
 /* Store what GCS said about an object into the inode (table lock held). */
 void fs_apply_object(struct fs *fs, struct inode *i, const struct gcs_object *o);
+
+/* One entry of a directory listing; name and obj (files) are owned. */
+struct fs_dirent {
+	char *name;
+	enum inode_kind kind;
+	struct gcs_object obj;      /* files: what the listing said */
+};
+typedef void (*fs_dirent_fn)(void *arg, struct fs_dirent *de);
+
+/*
+ * Directory knowledge (dircache.c): lookups answered from a directory's
+ * known children. Functions without "takes the lock" want the table lock.
+ */
+/* The entries of a listing page of dir (prefix: its object prefix),
+ * directories first, minus names no entry can hold, the placeholder and
+ * the temporary directory; add() takes each one over (name and obj). */
+void fs_page_entries(struct inode *dir, const char *prefix, struct gcs_list_page *page,
+		     fs_dirent_fn add, void *arg);
+/* fs_apply_object() for what a listing said, unless i holds a newer generation. */
+void fs_apply_listed(struct fs *fs, struct inode *i, const struct gcs_object *o);
+/* A listing of all of dir, asked for when dir's change count was `changes`:
+ * unless the table contradicts it, its entries enter the table and dir
+ * is complete until `until`. Returns 1 when it is. */
+int fs_dir_take_listing(struct fs *fs, struct inode *dir, const struct fs_dirent *ents,
+			size_t n, uint64_t changes, double until);
+/* This mount's mkdir made dir: empty, known for type_ttl. */
+void fs_dir_created(struct fs *fs, struct inode *dir);
+/* How long the kernel may keep a negative entry in dir. */
+double fs_dir_negative_ttl(struct fs *fs, struct inode *dir, double now);
+/* Something showed the knowledge of dir (of i's parent) wrong: drop it. Takes the lock. */
+void fs_dir_doubt(struct fs *fs, struct inode *dir);
+void fs_dir_doubt_parent(struct fs *fs, struct inode *i);
+/* A lookup missed in dir: 1 when it should list dir too (then call
+ * fs_dir_list_end with the same changes). */
+int fs_dir_list_begin(struct fs *fs, struct inode *dir, double now, uint64_t *changes);
+void fs_dir_list_end(struct fs *fs, struct inode *dir, struct gcs_lookup_listing *l,
+		     uint64_t changes, double asked_at);
 
 /* 1 when nothing but the placeholder is under prefix (in GCS or pending here), 0, or -errno. */
 int fs_dir_is_empty(struct fs *fs, struct inode *dir, const char *prefix);

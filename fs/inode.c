@@ -84,6 +84,7 @@ void inode_table_init(struct inode_table *t)
 
 static void inode_destroy(struct inode *i)
 {
+	free(i->dir);
 	free(i->name);
 	free(i->symlink_target);
 	free(i);
@@ -117,6 +118,40 @@ struct inode *inode_child(struct inode_table *t, struct inode *parent, const cha
 	return NULL;
 }
 
+/* A complete directory keeps its children while nobody else holds them. */
+static int is_complete(const struct inode *dir)
+{
+	return dir && dir->dir && dir->dir->complete_until > 0;
+}
+
+static void sib_link(struct inode_table *t, struct inode *i)
+{
+	struct inode *p = i->parent;
+	i->sib_prev = NULL;
+	i->sib_next = p->children;
+	if (p->children)
+		p->children->sib_prev = i;
+	p->children = i;
+	inode_dir(p)->nchildren++;
+	if (is_complete(p))
+		t->known++;
+}
+
+static void sib_unlink(struct inode_table *t, struct inode *i)
+{
+	struct inode *p = i->parent;
+	if (i->sib_prev)
+		i->sib_prev->sib_next = i->sib_next;
+	else
+		p->children = i->sib_next;
+	if (i->sib_next)
+		i->sib_next->sib_prev = i->sib_prev;
+	i->sib_prev = i->sib_next = NULL;
+	p->dir->nchildren--;
+	if (is_complete(p))
+		t->known--;
+}
+
 struct inode *inode_child_get(struct inode_table *t, struct inode *parent, const char *name,
 			      enum inode_kind kind)
 {
@@ -133,11 +168,12 @@ struct inode *inode_child_get(struct inode_table *t, struct inode *parent, const
 	inode_ref(parent);
 	link_ino(t, i);
 	link_name(t, i);
+	sib_link(t, i);
 	t->count++;
 	return i;
 }
 
-void inode_unhash(struct inode_table *t, struct inode *i)
+static void unhash(struct inode_table *t, struct inode *i)
 {
 	if (!i->hashed)
 		return;
@@ -148,21 +184,33 @@ void inode_unhash(struct inode_table *t, struct inode *i)
 		*pp = i->next_name;
 	i->next_name = NULL;
 	i->hashed = 0;
+	sib_unlink(t, i);
+}
+
+static void maybe_free(struct inode_table *t, struct inode *i);
+
+void inode_unhash(struct inode_table *t, struct inode *i)
+{
+	unhash(t, i);
+	maybe_free(t, i); /* a child a complete directory kept, now no name */
 }
 
 void inode_move(struct inode_table *t, struct inode *i, struct inode *parent, const char *name)
 {
+	inode_ref(i); /* whatever the unhash below frees, not i */
 	struct inode *old = inode_child(t, parent, name);
 	if (old && old != i)
 		inode_unhash(t, old);
-	inode_unhash(t, i);
+	unhash(t, i);
 	struct inode *old_parent = i->parent;
 	inode_ref(parent);
 	i->parent = parent;
 	free(i->name);
 	i->name = xstrdup(name);
 	link_name(t, i);
+	sib_link(t, i);
 	inode_unref(t, old_parent);
+	inode_unref(t, i);
 }
 
 void inode_ref(struct inode *i)
@@ -170,10 +218,15 @@ void inode_ref(struct inode *i)
 	i->refs++;
 }
 
+static void complete_unlink(struct inode_table *t, struct inode *dir);
+
 static void maybe_free(struct inode_table *t, struct inode *i)
 {
-	while (i && i->nlookup == 0 && i->refs == 0 && i != t->root) {
-		inode_unhash(t, i);
+	while (i && i->nlookup == 0 && i->refs == 0 && i != t->root &&
+	       !(i->hashed && is_complete(i->parent))) {
+		if (is_complete(i))
+			complete_unlink(t, i); /* refs 0: it has no children left */
+		unhash(t, i);
 		struct inode **pp = &t->by_ino[hash_ino(i->ino, t->nbuckets)];
 		while (*pp && *pp != i)
 			pp = &(*pp)->next_ino;
@@ -217,4 +270,96 @@ void inode_path(const struct inode *i, struct buf *out)
 	}
 	if (!out->data)
 		buf_puts(out, "");
+}
+
+struct inode_dir *inode_dir(struct inode *dir)
+{
+	if (!dir->dir)
+		dir->dir = xcalloc(1, sizeof(*dir->dir));
+	return dir->dir;
+}
+
+int inode_dir_complete(const struct inode *dir, double now)
+{
+	return dir->dir && dir->dir->complete_until > now;
+}
+
+static void complete_unlink(struct inode_table *t, struct inode *dir)
+{
+	struct inode_dir *d = dir->dir;
+	if (d->older)
+		d->older->dir->newer = d->newer;
+	else
+		t->oldest_complete = d->newer;
+	if (d->newer)
+		d->newer->dir->older = d->older;
+	else
+		t->newest_complete = d->older;
+	d->older = d->newer = NULL;
+	d->complete_until = 0;
+	t->known -= d->nchildren;
+}
+
+void inode_dir_set_complete(struct inode_table *t, struct inode *dir, double until)
+{
+	struct inode_dir *d = inode_dir(dir);
+	if (d->complete_until > until)
+		until = d->complete_until;
+	if (d->complete_until > 0)
+		complete_unlink(t, dir);
+	/* Keep the list sorted by expiry; most insertions land at the end. */
+	struct inode *after = t->newest_complete;
+	while (after && after->dir->complete_until > until)
+		after = after->dir->older;
+	d->older = after;
+	d->newer = after ? after->dir->newer : t->oldest_complete;
+	if (d->newer)
+		d->newer->dir->older = dir;
+	else
+		t->newest_complete = dir;
+	if (after)
+		after->dir->newer = dir;
+	else
+		t->oldest_complete = dir;
+	d->complete_until = until;
+	t->known += d->nchildren;
+	/* Over the cap: the oldest knowledge goes first (possibly this one). */
+	while (t->known > INODE_DIR_KNOWN_MAX && t->oldest_complete)
+		inode_dir_forget(t, t->oldest_complete);
+}
+
+void inode_dir_forget(struct inode_table *t, struct inode *dir)
+{
+	if (!is_complete(dir))
+		return;
+	complete_unlink(t, dir);
+	inode_ref(dir); /* freeing its last child must not free it under the loop */
+	for (struct inode *c = dir->children, *next; c; c = next) {
+		next = c->sib_next;
+		maybe_free(t, c);
+	}
+	inode_unref(t, dir);
+}
+
+void inode_dir_changed(struct inode *dir)
+{
+	inode_dir(dir)->changes++;
+}
+
+void inode_dir_expire(struct inode_table *t, double now)
+{
+	while (t->oldest_complete && t->oldest_complete->dir->complete_until <= now)
+		inode_dir_forget(t, t->oldest_complete);
+}
+
+uint32_t inode_mark(struct inode_table *t)
+{
+	if (++t->mark_seq == 0) {
+		/* Wrapped: clear the old marks so that none equals a new one. */
+		for (size_t b = 0; b < t->nbuckets; b++)
+			for (struct inode *i = t->by_ino[b]; i; i = i->next_ino)
+				i->mark = 0;
+		t->mark_seq = 1;
+	}
+	return t->mark_seq;
 }

@@ -18,22 +18,18 @@
 
 #include "common/log.h"
 
-#define PAGE_SIZE 1000
-
-struct dir_entry {
-	char *name;
-	enum inode_kind kind;
-	struct gcs_object obj;      /* files: what the listing said */
-};
-
 struct dir_handle {
 	struct fs_open open;        /* first: on the mount's list of open handles */
 	pthread_mutex_t lock;       /* guards everything below */
 	struct inode *dir;          /* holds a reference */
 	char *prefix;               /* object prefix of the directory, "" or "p/a/" */
-	struct dir_entry *ents;
+	struct fs_dirent *ents;
 	size_t n, cap;
 	char *next_token;
+	int started;                /* the first page was asked for */
+	double started_at;          /* then (monotonic) */
+	uint64_t changes;           /* the directory's change count then */
+	int bad;                    /* a page held entries that could not be read */
 	int done;                   /* 1: listing complete, 2: local files added too */
 	struct page_ahead *ahead;   /* the next page, being fetched; NULL if none */
 	char **seen;                /* names emitted, open addressing, for dedup */
@@ -73,29 +69,23 @@ static int seen_add(struct dir_handle *d, const char *name)
 	return 0;
 }
 
-static struct dir_entry *add_entry(struct dir_handle *d, const char *name, enum inode_kind kind)
+/* Takes de over; a name listed already (a file named like a directory) is dropped. */
+static void add_entry(void *arg, struct fs_dirent *de)
 {
+	struct dir_handle *d = arg;
+	if (seen_add(d, de->name)) {
+		if (de->obj.name)
+			log_warn("'%s' is both an object and a directory; showing the directory",
+				 de->obj.name);
+		free(de->name);
+		gcs_object_clear(&de->obj);
+		return;
+	}
 	if (d->n == d->cap) {
 		d->cap = d->cap ? d->cap * 2 : 64;
 		d->ents = xrealloc(d->ents, d->cap * sizeof(*d->ents));
 	}
-	struct dir_entry *de = &d->ents[d->n];
-	memset(de, 0, sizeof(*de));
-	de->name = xstrdup(name);
-	de->kind = kind;
-	if (seen_add(d, de->name)) {
-		free(de->name);
-		return NULL;
-	}
-	d->n++;
-	return de;
-}
-
-/* A component GCS can hold but a directory entry cannot: skipped. */
-static int bad_component(const char *s, size_t len)
-{
-	return len == 0 || len > 255 || memchr(s, '/', len) ||
-	       (len == 1 && s[0] == '.') || (len == 2 && s[0] == '.' && s[1] == '.');
+	d->ents[d->n++] = *de;
 }
 
 /* One list page fetched on a thread while the previous one is read. */
@@ -111,7 +101,7 @@ struct page_ahead {
 static void *page_ahead_run(void *arg)
 {
 	struct page_ahead *a = arg;
-	a->rc = gcs_list(a->gcs, a->prefix, "/", a->token, PAGE_SIZE, &a->page, &a->err);
+	a->rc = gcs_list(a->gcs, a->prefix, "/", a->token, FS_LIST_PAGE, &a->page, &a->err);
 	return NULL;
 }
 
@@ -154,44 +144,30 @@ static int fetch_page(struct fs *fs, struct dir_handle *d)
 {
 	struct gcs_list_page page;
 	struct gcs_error e = {0};
+	if (!d->started) {
+		pthread_mutex_lock(&fs->inodes.lock);
+		d->changes = inode_dir(d->dir)->changes;
+		pthread_mutex_unlock(&fs->inodes.lock);
+		d->started_at = inode_now();
+		d->started = 1;
+	}
 	int rc = d->ahead ? page_ahead_take(d, &page, &e)
-			  : gcs_list(fs->gcs, d->prefix, "/", d->next_token, PAGE_SIZE, &page, &e);
+			  : gcs_list(fs->gcs, d->prefix, "/", d->next_token, FS_LIST_PAGE, &page, &e);
 	if (rc < 0)
 		return fs_gcs_fail("readdir", &e);
-	size_t plen = strlen(d->prefix);
-	/* Directories first, so a clash with a file of the same name shows the directory. */
-	for (size_t k = 0; k < page.nprefixes; k++) {
-		const char *p = page.prefixes[k] + plen;
-		size_t len = strlen(p);
-		if (len && p[len - 1] == '/')
-			len--;
-		if (strncmp(page.prefixes[k], d->prefix, plen) || bad_component(p, len))
-			continue;
-		if (d->dir->ino == FUSE_ROOT_ID && len == strlen(FS_TMP_DIR) &&
-		    memcmp(p, FS_TMP_DIR, len) == 0)
-			continue;
-		char *name = xstrndup(p, len);
-		add_entry(d, name, INODE_DIR);
-		free(name);
-	}
-	for (size_t k = 0; k < page.nitems; k++) {
-		struct gcs_object *o = &page.items[k];
-		const char *p = o->name + plen;
-		size_t len = strlen(p);
-		if (strncmp(o->name, d->prefix, plen) || bad_component(p, len))
-			continue; /* the placeholder itself, or an unnameable object */
-		struct dir_entry *de = add_entry(d, p, o->is_symlink ? INODE_SYMLINK : INODE_FILE);
-		if (!de) {
-			log_warn("'%s' is both an object and a directory; showing the directory", o->name);
-			continue;
-		}
-		de->obj = *o;
-		memset(o, 0, sizeof(*o));
-	}
+	fs_page_entries(d->dir, d->prefix, &page, add_entry, d);
 	free(d->next_token);
 	d->next_token = page.next_page_token;
 	page.next_page_token = NULL;
 	d->done = d->next_token == NULL;
+	d->bad |= page.nbad > 0;
+	if (d->done && !d->bad) {
+		/* The whole directory, paged to its end: its children are known. */
+		pthread_mutex_lock(&fs->inodes.lock);
+		fs_dir_take_listing(fs, d->dir, d->ents, d->n, d->changes,
+				    d->started_at + fs->opts->negative_ttl);
+		pthread_mutex_unlock(&fs->inodes.lock);
+	}
 	gcs_list_page_free(&page);
 	if (!d->done)
 		page_ahead_start(fs, d);
@@ -202,11 +178,11 @@ static int fetch_page(struct fs *fs, struct dir_handle *d)
 static void add_local_children(struct fs *fs, struct dir_handle *d)
 {
 	pthread_mutex_lock(&fs->inodes.lock);
-	struct inode_table *t = &fs->inodes;
-	for (size_t b = 0; b < t->nbuckets; b++)
-		for (struct inode *i = t->by_ino[b]; i; i = i->next_ino)
-			if (i->parent == d->dir && i->hashed && i->writer && i->generation == 0)
-				add_entry(d, i->name, i->kind);
+	for (struct inode *i = d->dir->children; i; i = i->sib_next)
+		if (i->writer && i->generation == 0) {
+			struct fs_dirent de = {.name = xstrdup(i->name), .kind = i->kind};
+			add_entry(d, &de);
+		}
 	pthread_mutex_unlock(&fs->inodes.lock);
 }
 
@@ -308,18 +284,20 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 			}
 			if (idx >= d->n)
 				break;
-			struct dir_entry *de = &d->ents[idx];
+			struct fs_dirent *de = &d->ents[idx];
 			name = de->name;
 			pthread_mutex_lock(&fs->inodes.lock);
 			child = inode_child(&fs->inodes, d->dir, name);
 			if (child && child->kind != de->kind && !child->writer) {
+				/* It changed type in the bucket. */
 				inode_unhash(&fs->inodes, child);
+				inode_dir_forget(&fs->inodes, d->dir);
 				child = NULL;
 			}
 			if (plus) {
 				child = inode_child_get(&fs->inodes, d->dir, name, de->kind);
 				if (de->obj.name && !child->writer)
-					fs_apply_object(fs, child, &de->obj);
+					fs_apply_listed(fs, child, &de->obj);
 				else if (de->kind == INODE_DIR)
 					child->attr_expires = inode_now() + fs->opts->stat_ttl;
 				fs_fill_entry(fs, child, &e);
@@ -378,18 +356,25 @@ void fs_op_mkdir(fuse_req_t req, fuse_ino_t parent_ino, const char *name, mode_t
 	clock_gettime(CLOCK_REALTIME, &now);
 	int rc = fs_create_object(fs, parent, name, 1, "", 0, &now, NULL, "mkdir");
 	if (rc < 0) {
+		if (rc == -EEXIST)
+			fs_dir_doubt(fs, parent); /* it looked absent */
 		fuse_reply_err(req, -rc);
 		return;
 	}
 	struct fuse_entry_param ep;
 	pthread_mutex_lock(&fs->inodes.lock);
+	inode_dir_changed(parent);
 	struct inode *old = inode_child(&fs->inodes, parent, name);
-	if (old && old->kind != INODE_DIR)
+	if (old && old->kind != INODE_DIR) {
 		inode_unhash(&fs->inodes, old);
+		old = NULL;
+	}
 	struct inode *i = inode_child_get(&fs->inodes, parent, name, INODE_DIR);
 	i->mtime = now;
 	i->attr_expires = inode_now() + fs->opts->stat_ttl;
 	fs_fill_entry(fs, i, &ep);
+	if (!old) /* a new inode: nothing can be known under it but that it is empty */
+		fs_dir_created(fs, i);
 	pthread_mutex_unlock(&fs->inodes.lock);
 	fuse_reply_entry(req, &ep);
 }
@@ -409,11 +394,9 @@ int fs_dir_is_empty(struct fs *fs, struct inode *dir, const char *prefix)
 	gcs_list_page_free(&page);
 	if (empty && dir) {
 		pthread_mutex_lock(&fs->inodes.lock);
-		struct inode_table *t = &fs->inodes;
-		for (size_t b = 0; b < t->nbuckets && empty; b++)
-			for (struct inode *i = t->by_ino[b]; i; i = i->next_ino)
-				if (i->parent == dir && i->hashed && i->writer && i->generation == 0)
-					empty = 0;
+		for (struct inode *i = dir->children; i; i = i->sib_next)
+			if (i->writer && i->generation == 0)
+				empty = 0;
 		pthread_mutex_unlock(&fs->inodes.lock);
 	}
 	return empty;
@@ -442,11 +425,16 @@ void fs_op_rmdir(fuse_req_t req, fuse_ino_t parent_ino, const char *name)
 			rc = fs_gcs_fail("rmdir", &e);
 	}
 	buf_free(&obj_name);
+	if (rc == -ENOTEMPTY)
+		fs_dir_doubt(fs, dir); /* it may have looked empty here */
 	if (rc == 0) {
 		pthread_mutex_lock(&fs->inodes.lock);
+		inode_dir_changed(parent);
 		dir = inode_child(&fs->inodes, parent, name);
-		if (dir)
+		if (dir) {
+			inode_dir_forget(&fs->inodes, dir);
 			inode_unhash(&fs->inodes, dir);
+		}
 		pthread_mutex_unlock(&fs->inodes.lock);
 	}
 	fuse_reply_err(req, -rc);

@@ -50,6 +50,16 @@ static struct handle *handle_new(struct fs *fs, struct inode *i, int writable)
 	return h;
 }
 
+/* An upload found another writer's object (412): what this mount knew of
+ * the directory was wrong, and the file's attributes come from the bucket. */
+static void conflict_seen(struct fs *fs, struct inode *i)
+{
+	fs_dir_doubt_parent(fs, i);
+	pthread_mutex_lock(&fs->inodes.lock);
+	i->attr_expires = 0;
+	pthread_mutex_unlock(&fs->inodes.lock);
+}
+
 /* The last write handle is going: publish what changed since its close. */
 static void publish_at_release(struct fs *fs, struct handle *h)
 {
@@ -65,8 +75,11 @@ static void publish_at_release(struct fs *fs, struct handle *h)
 	if (writer_has_news(w)) {
 		struct gcs_object obj = {0};
 		struct gcs_error e = {0};
-		if (writer_publish(w, &obj, &e) < 0) {
+		int rc = writer_publish(w, &obj, &e);
+		if (rc < 0) {
 			fs_gcs_fail("release", &e);
+			if (rc == -ESTALE)
+				conflict_seen(fs, h->inode);
 		} else if (obj.name) {
 			pthread_mutex_lock(&fs->inodes.lock);
 			fs_apply_object(fs, h->inode, &obj);
@@ -125,6 +138,7 @@ void fs_op_create(fuse_req_t req, fuse_ino_t parent_ino, const char *name, mode_
 	}
 	struct fuse_entry_param e;
 	pthread_mutex_lock(&fs->inodes.lock);
+	inode_dir_changed(parent);
 	struct inode *i = inode_child(&fs->inodes, parent, name);
 	if (i && (i->writer || i->kind != INODE_FILE))
 		inode_unhash(&fs->inodes, i); /* held open here, or not a file: start afresh */
@@ -313,6 +327,8 @@ static int upload(struct fs *fs, struct handle *h)
 	int rc = writer_publish(h->inode->writer, &obj, &e);
 	if (rc < 0)
 		rc = fs_gcs_fail("close", &e);
+	if (rc == -ESTALE)
+		conflict_seen(fs, h->inode);
 	if (rc == 0 && obj.name) {
 		pthread_mutex_lock(&fs->inodes.lock);
 		fs_apply_object(fs, h->inode, &obj);

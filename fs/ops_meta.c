@@ -4,6 +4,11 @@
  * A name is a directory when the placeholder "name/" or anything under
  * "name/" exists (implicit directories), and a file when the object "name"
  * exists; when both do, the directory wins and the clash is logged.
+ *
+ * A lookup is answered by the inode table when it holds the name with fresh
+ * attributes, by the directory's known children when the name is not among
+ * them (dircache.c), and otherwise by GCS, with the directory's listing
+ * asked for in the same round trip when that may make its children known.
  */
 #include "fs/fs.h"
 
@@ -27,21 +32,16 @@ void fs_op_init(void *userdata, struct fuse_conn_info *conn)
 	conn->max_readahead = 1u << 20;
 }
 
-/* Ask GCS what `name` under parent is. *kind is set when found. */
-static int remote_lookup(struct fs *fs, struct inode *parent, const char *name,
-			 struct gcs_object *obj, enum inode_kind *kind)
+/* Ask GCS what `name` under parent is (listing: see gcs_lookup). *kind is set when found. */
+static int remote_lookup(struct fs *fs, const char *file, const char *dir,
+			 struct gcs_lookup_listing *listing, struct gcs_object *obj,
+			 enum inode_kind *kind)
 {
-	struct buf file = BUF_INIT, dir = BUF_INIT;
 	struct gcs_error e = {0};
-	int rc = fs_child_name(fs, parent, name, 0, &file);
-	if (rc == 0)
-		rc = fs_child_name(fs, parent, name, 1, &dir);
-	if (rc < 0)
-		goto out;
 	int is_dir = 0;
-	rc = gcs_lookup(fs->gcs, file.data, dir.data, obj, &is_dir, &e);
+	int rc = gcs_lookup(fs->gcs, file, dir, listing, obj, &is_dir, &e);
 	if (rc == 0 && is_dir && obj->name) {
-		log_warn("'%s' is both an object and a directory; showing the directory", file.data);
+		log_warn("'%s' is both an object and a directory; showing the directory", file);
 		gcs_object_clear(obj);
 	}
 	if (is_dir) {
@@ -52,10 +52,16 @@ static int remote_lookup(struct fs *fs, struct inode *parent, const char *name,
 	} else if (rc != -ENOENT) {
 		rc = fs_gcs_fail("lookup", &e);
 	}
-out:
-	buf_free(&file);
-	buf_free(&dir);
 	return rc;
+}
+
+static void reply_negative(fuse_req_t req, double ttl)
+{
+	/* A negative entry the kernel may cache for ttl. */
+	struct fuse_entry_param e;
+	memset(&e, 0, sizeof(e));
+	e.entry_timeout = ttl;
+	fuse_reply_entry(req, &e);
 }
 
 void fs_op_lookup(fuse_req_t req, fuse_ino_t parent_ino, const char *name)
@@ -71,34 +77,70 @@ void fs_op_lookup(fuse_req_t req, fuse_ino_t parent_ino, const char *name)
 		fuse_reply_err(req, ENOENT);
 		return;
 	}
+	struct buf file = BUF_INIT, dir = BUF_INIT, list_prefix = BUF_INIT;
+	int rc = fs_child_name(fs, parent, name, 0, &file);
+	if (rc == 0)
+		rc = fs_child_name(fs, parent, name, 1, &dir);
 	pthread_mutex_lock(&fs->inodes.lock);
+	double now = inode_now();
+	inode_dir_expire(&fs->inodes, now);
 	struct inode *child = inode_child(&fs->inodes, parent, name);
-	if (child && (child->writer || child->attr_expires > inode_now())) {
+	if (child && (child->writer || child->attr_expires > now)) {
 		fs_fill_entry(fs, child, &e);
 		pthread_mutex_unlock(&fs->inodes.lock);
 		fuse_reply_entry(req, &e);
-		return;
+		goto out;
 	}
+	if (rc == 0 && !child && inode_dir_complete(parent, now)) {
+		/* Every child is known and this is none of them. */
+		double ttl = fs_dir_negative_ttl(fs, parent, now);
+		pthread_mutex_unlock(&fs->inodes.lock);
+		reply_negative(req, ttl);
+		goto out;
+	}
+	uint64_t changes = 0;
+	int list = rc == 0 && !child && fs_dir_list_begin(fs, parent, now, &changes);
 	pthread_mutex_unlock(&fs->inodes.lock);
-
-	struct gcs_object obj = {0};
-	enum inode_kind kind = INODE_FILE;
-	int rc = remote_lookup(fs, parent, name, &obj, &kind);
 	if (rc == -ENOENT) {
-		/* A negative entry the kernel may cache for negative_ttl. */
-		memset(&e, 0, sizeof(e));
-		e.entry_timeout = fs->opts->negative_ttl;
-		fuse_reply_entry(req, &e);
-		return;
+		reply_negative(req, fs->opts->negative_ttl);
+		goto out;
 	}
 	if (rc < 0) {
 		fuse_reply_err(req, -rc);
-		return;
+		goto out;
 	}
+
+	struct gcs_lookup_listing listing = {.max_results = FS_LIST_PAGE};
+	if (list) {
+		rc = fs_object_name(fs, parent, 1, &list_prefix);
+		listing.prefix = list_prefix.data;
+	}
+	struct gcs_object obj = {0};
+	enum inode_kind kind = INODE_FILE;
+	if (rc == 0)
+		rc = remote_lookup(fs, file.data, dir.data, list ? &listing : NULL, &obj, &kind);
 	pthread_mutex_lock(&fs->inodes.lock);
+	if (list)
+		fs_dir_list_end(fs, parent, &listing, changes, now);
 	child = inode_child(&fs->inodes, parent, name);
-	if (child && child->kind != kind && !child->writer)
+	if (rc < 0) {
+		if (rc == -ENOENT && child && !child->writer) {
+			/* A name the table had is gone from the bucket. */
+			inode_unhash(&fs->inodes, child);
+			inode_dir_forget(&fs->inodes, parent);
+		}
+		double ttl = fs_dir_negative_ttl(fs, parent, inode_now());
+		pthread_mutex_unlock(&fs->inodes.lock);
+		if (rc == -ENOENT)
+			reply_negative(req, ttl);
+		else
+			fuse_reply_err(req, -rc);
+		goto out;
+	}
+	if (child && child->kind != kind && !child->writer) {
 		inode_unhash(&fs->inodes, child); /* it changed type in the bucket */
+		inode_dir_forget(&fs->inodes, parent);
+	}
 	child = inode_child_get(&fs->inodes, parent, name, kind);
 	if (kind == INODE_DIR)
 		child->attr_expires = inode_now() + fs->opts->stat_ttl;
@@ -108,6 +150,10 @@ void fs_op_lookup(fuse_req_t req, fuse_ino_t parent_ino, const char *name)
 	pthread_mutex_unlock(&fs->inodes.lock);
 	gcs_object_clear(&obj);
 	fuse_reply_entry(req, &e);
+out:
+	buf_free(&file);
+	buf_free(&dir);
+	buf_free(&list_prefix);
 }
 
 void fs_op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
@@ -149,8 +195,21 @@ int fs_refresh_attr(struct fs *fs, struct inode *i)
 	if (rc == 0)
 		rc = gcs_object_stat(fs->gcs, name.data, &obj, &e);
 	buf_free(&name);
+	if (rc == -ENOENT) {
+		/* Gone from the bucket: the name goes, and what its directory knew. */
+		pthread_mutex_lock(&fs->inodes.lock);
+		struct inode *parent = i->hashed ? i->parent : NULL;
+		if (parent && !i->writer) {
+			inode_ref(i);
+			inode_unhash(&fs->inodes, i);
+			inode_dir_forget(&fs->inodes, parent);
+			inode_unref(&fs->inodes, i);
+		}
+		pthread_mutex_unlock(&fs->inodes.lock);
+		return rc;
+	}
 	if (rc < 0)
-		return rc == -ENOENT ? rc : fs_gcs_fail("getattr", &e);
+		return fs_gcs_fail("getattr", &e);
 	pthread_mutex_lock(&fs->inodes.lock);
 	if (!i->writer)
 		fs_apply_object(fs, i, &obj);
@@ -361,11 +420,14 @@ void fs_op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent_ino, cons
 	clock_gettime(CLOCK_REALTIME, &now);
 	int rc = fs_create_object(fs, parent, name, 0, link, 1, &now, &obj, "symlink");
 	if (rc < 0) {
+		if (rc == -EEXIST)
+			fs_dir_doubt(fs, parent); /* it looked absent */
 		fuse_reply_err(req, -rc);
 		return;
 	}
 	struct fuse_entry_param ep;
 	pthread_mutex_lock(&fs->inodes.lock);
+	inode_dir_changed(parent);
 	struct inode *i = inode_child_get(&fs->inodes, parent, name, INODE_SYMLINK);
 	i->kind = INODE_SYMLINK;
 	fs_apply_object(fs, i, &obj);

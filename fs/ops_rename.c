@@ -51,11 +51,14 @@ void fs_op_unlink(fuse_req_t req, fuse_ino_t parent_ino, const char *name)
 	else if (rc < 0 && rc != -ENOENT)
 		rc = fs_gcs_fail("unlink", &e);
 	buf_free(&obj_name);
-	if (rc == 0) {
+	if (rc == 0 || rc == -ENOENT) {
 		pthread_mutex_lock(&fs->inodes.lock);
+		inode_dir_changed(parent);
 		child = inode_child(&fs->inodes, parent, name);
 		if (child)
 			inode_unhash(&fs->inodes, child);
+		if (rc == -ENOENT) /* it was known here, and is not in the bucket */
+			inode_dir_forget(&fs->inodes, parent);
 		pthread_mutex_unlock(&fs->inodes.lock);
 	}
 	fuse_reply_err(req, -rc);
@@ -327,6 +330,10 @@ void fs_op_rename(fuse_req_t req, fuse_ino_t parent_ino, const char *name, fuse_
 			rc = rename_file(fs, sf.data, src_gen, df.data, &obj);
 	}
 	pthread_mutex_lock(&fs->inodes.lock);
+	if (parent && newparent) {
+		inode_dir_changed(parent);
+		inode_dir_changed(newparent);
+	}
 	if (rc == 0) {
 		if (!src && (src = inode_child(&fs->inodes, parent, name)))
 			inode_ref(src);
@@ -341,7 +348,14 @@ void fs_op_rename(fuse_req_t req, fuse_ino_t parent_ino, const char *name, fuse_
 			struct inode *old = inode_child(&fs->inodes, newparent, newname);
 			if (old)
 				inode_unhash(&fs->inodes, old);
+			/* The new name has no inode here: newparent's children are not all known. */
+			inode_dir_forget(&fs->inodes, newparent);
 		}
+	} else if (parent && newparent && rc != -EINVAL) {
+		/* A source that vanished or changed, a target that exists after
+		 * all: either directory may be other than this mount thought. */
+		inode_dir_forget(&fs->inodes, parent);
+		inode_dir_forget(&fs->inodes, newparent);
 	}
 	if (src)
 		inode_unref(&fs->inodes, src);

@@ -113,7 +113,13 @@ void fs_status_read(fuse_req_t req, size_t size, off_t off, struct fuse_file_inf
 		return;
 	}
 	size_t n = text->len - (size_t)off < size ? text->len - (size_t)off : size;
-	fuse_reply_buf(req, text->data + off, n);
+	/* Reply from a copy: once the reply is in, the reader may close at once,
+	 * and the release can free the text while writev() is still returning
+	 * here (AddressSanitizer checks the buffer after the call). */
+	char *copy = xmalloc(n);
+	memcpy(copy, text->data + off, n);
+	fuse_reply_buf(req, copy, n);
+	free(copy);
 }
 
 void fs_status_release(fuse_req_t req, struct fuse_file_info *fi)

@@ -51,6 +51,7 @@ struct gcs_list_page {
 	char **prefixes;
 	size_t nprefixes;
 	char *next_page_token;     /* NULL on the last page */
+	size_t nbad;               /* entries that were no object or no string: left out */
 };
 
 struct gcs_config {
@@ -95,14 +96,24 @@ int gcs_object_stat(struct gcs_client *c, const char *name, struct gcs_object *o
 int gcs_object_read(struct gcs_client *c, const char *name, int64_t generation,
 		    uint64_t off, void *buf, size_t len, size_t *got, struct gcs_error *e);
 
+/* The first page of a listing, asked for in the same round trip as a lookup. */
+struct gcs_lookup_listing {
+	const char *prefix;        /* in: the prefix to list, delimiter '/' */
+	int max_results;           /* in */
+	int ok;                    /* out: 1 when page holds the answer (free it) */
+	struct gcs_list_page page;
+};
+
 /*
  * What a name is: *is_dir when anything is under dir_prefix ("name/"),
  * else the object `file` into out. -ENOENT when neither. Both questions go
  * out at once; on a failure worth retrying they are asked again one by one
- * with the usual retries.
+ * with the usual retries. listing (may be NULL) goes out with them, once,
+ * whatever the answer for the name; listing->ok says whether it came back.
  */
 int gcs_lookup(struct gcs_client *c, const char *file, const char *dir_prefix,
-	       struct gcs_object *out, int *is_dir, struct gcs_error *e);
+	       struct gcs_lookup_listing *listing, struct gcs_object *out, int *is_dir,
+	       struct gcs_error *e);
 
 /* One page of objects.list. delimiter may be NULL; page_token NULL for the first page. */
 int gcs_list(struct gcs_client *c, const char *prefix, const char *delimiter,

@@ -144,10 +144,14 @@ int gcs_list_parse(const char *json, size_t len, struct gcs_list_page *out)
 	cJSON_ArrayForEach(it, items) {
 		if (object_from_json(it, &out->items[out->nitems]) == 0)
 			out->nitems++;
+		else
+			out->nbad++;
 	}
 	cJSON_ArrayForEach(it, prefixes) {
 		if (cJSON_IsString(it))
 			out->prefixes[out->nprefixes++] = xstrdup(it->valuestring);
+		else
+			out->nbad++;
 	}
 	const char *tok = get_str(j, "nextPageToken");
 	if (tok && tok[0])

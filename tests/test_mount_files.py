@@ -266,17 +266,22 @@ def test_remount_shows_everything(bucket, mount_factory):
 
 
 def test_symlink(bucket, mnt):
+    # gcsfuse's older form: an empty object naming its target in metadata.
+    bucket.put("run/old", b"", metadata={"metadata": {"gcsfuse_symlink_target": "t2"}})
     os.symlink("target/file.txt", mnt.p("link"))
     assert os.readlink(mnt.p("link")) == "target/file.txt"
     meta = bucket.stat("run/link")
     assert meta["metadata"]["goog-reserved-file-is-symlink"] == "true"
     assert bucket.get("run/link") == b"target/file.txt"
-    # gcsfuse's older form: an empty object naming its target in metadata.
-    bucket.put("run/old", b"", metadata={"metadata": {"gcsfuse_symlink_target": "t2"}})
     assert os.readlink(mnt.p("old")) == "t2"
 
 
 def test_mtime(bucket, mnt):
+    # Written by other tools before the mount looks (a name made behind its back
+    # in a directory it has listed shows within negative_ttl, see test_dircache).
+    bucket.put("run/r", b"r", metadata={"metadata": {"mtime": "2001-02-03T04:05:06.5Z"}})
+    bucket.put("run/g", b"g", metadata={"metadata": {"goog-reserved-file-mtime": "1000000000"}})
+    bucket.put("run/f", b"f", metadata={"metadata": {"gcsfuse_mtime": "2010-01-01T00:00:00Z"}})
     with open(mnt.p("m"), "w") as f:
         f.write("x")
     os.utime(mnt.p("m"), ns=(1_600_000_000_123_456_789, 1_600_000_000_123_456_789))
@@ -284,9 +289,6 @@ def test_mtime(bucket, mnt):
     assert md["goog-reserved-file-mtime"] == "1600000000"
     assert md["mtime"] == "2020-09-13T12:26:40.123456789Z"
     assert os.stat(mnt.p("m")).st_mtime_ns == 1_600_000_000_123_456_789
-    bucket.put("run/r", b"r", metadata={"metadata": {"mtime": "2001-02-03T04:05:06.5Z"}})
-    bucket.put("run/g", b"g", metadata={"metadata": {"goog-reserved-file-mtime": "1000000000"}})
-    bucket.put("run/f", b"f", metadata={"metadata": {"gcsfuse_mtime": "2010-01-01T00:00:00Z"}})
     assert os.stat(mnt.p("r")).st_mtime_ns == 981173106_500_000_000
     assert os.stat(mnt.p("g")).st_mtime == 1_000_000_000
     assert os.stat(mnt.p("f")).st_mtime == 1_262_304_000

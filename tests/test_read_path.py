@@ -44,6 +44,7 @@ def test_sequential_reads_across_prefetch_boundaries(bucket, mount_factory, big)
 
 def test_read_past_eof(bucket, mount_factory):
     bucket.put("run/small", b"0123456789")
+    bucket.put("run/empty", b"")
     m = mount_factory(bucket, "run")
     fd = os.open(m.p("small"), os.O_RDONLY)
     try:
@@ -52,7 +53,6 @@ def test_read_past_eof(bucket, mount_factory):
         assert os.pread(fd, 100, 1 << 30) == b""
     finally:
         os.close(fd)
-    bucket.put("run/empty", b"")
     with open(m.p("empty"), "rb") as f:
         assert f.read() == b""
 

@@ -193,8 +193,8 @@ def prepare_listing(B, prefix, n):
 def prepare(B):
     c = B.cfg
     os.makedirs(B.bench_dir, exist_ok=True)
-    if any(c.wants(f) for f in "1237"):
-        random_file(B.src_big, c.big)
+    # Every invocation measures the emulator with it (server_speed), whatever BENCH_ONLY says.
+    random_file(B.src_big, c.big)
     if c.wants("6") and not (os.path.isdir(B.small_dir)
                              and len(os.listdir(B.small_dir)) == c.cp_files):
         rmtree(B.small_dir)
