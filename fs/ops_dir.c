@@ -271,6 +271,10 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 			st.st_mode = S_IFDIR;
 		} else {
 			size_t idx = k - 2;
+			/* Entries in hand go out before waiting for the next page:
+			 * the kernel takes them in while that page arrives. */
+			if (idx >= d->n && !d->done && (size_t)k > (size_t)off && idx > 0)
+				break;
 			while (idx >= d->n && !d->done && rc == 0)
 				rc = fetch_page(fs, d);
 			if (rc < 0)

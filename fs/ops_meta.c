@@ -25,6 +25,10 @@ void fs_op_init(void *userdata, struct fuse_conn_info *conn)
 	(void)userdata;
 	if (conn->capable & FUSE_CAP_READDIRPLUS)
 		conn->want |= FUSE_CAP_READDIRPLUS;
+	/* Always plus: a listing carries every entry's attributes at no cost,
+	 * while the kernel's "auto" mode answers a later part of a listing
+	 * without them, and each entry's stat is then a lookup. */
+	conn->want &= ~FUSE_CAP_READDIRPLUS_AUTO;
 	if (conn->capable & FUSE_CAP_ASYNC_READ)
 		conn->want |= FUSE_CAP_ASYNC_READ;
 	/* Bigger requests mean fewer round trips through the kernel. */

@@ -4,6 +4,7 @@ import base64
 import errno
 import hashlib
 import os
+import subprocess
 import stat
 
 import crc32c
@@ -246,6 +247,21 @@ def test_listing_pages_and_costs(bucket, mount_factory):
     for e in os.scandir(m.p("big")):
         out[e.name] = e.stat().st_size
     assert len(out) == 2500 and out["f00006"] == 6
+    kinds = bucket.stats()["requests"]
+    assert kinds.get("object.list", 0) <= 6, kinds
+    assert kinds.get("object.get", 0) <= 3, kinds
+
+
+def test_ls_l_of_several_pages_costs_its_pages(bucket, mount_factory):
+    """ls -l reads the whole listing first (large getdents buffers), then stats every
+    entry: each part of the listing must carry attributes, or every stat is a lookup."""
+    for i in range(2500):
+        bucket.put("run/big/f%05d" % i, b"x" * (i % 5))
+    m = mount_factory(bucket, "run")
+    bucket.reset_stats()
+    out = subprocess.run(["ls", "-l", m.p("big")], capture_output=True, text=True,
+                         check=True).stdout.splitlines()
+    assert len(out) == 2501 and out[0].startswith("total ")
     kinds = bucket.stats()["requests"]
     assert kinds.get("object.list", 0) <= 6, kinds
     assert kinds.get("object.get", 0) <= 3, kinds
