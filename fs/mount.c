@@ -17,6 +17,7 @@
 #include "common/http.h"
 #include "common/log.h"
 #include "common/metrics.h"
+#include "fs/bdi.h"
 #include "fs/fs.h"
 #include "fs/observe.h"
 #include "fs/progress.h"
@@ -30,6 +31,10 @@
 #define UPLOAD_THREADS 8
 /* Ranges fetched ahead at once, all readers together, and their memory. */
 #define PREFETCH_THREADS 8
+/* The kernel's read-ahead on the mount, as big as one FUSE read request can
+ * be (max_readahead in fs_op_init): larger windows send requests out of
+ * order beyond what the reader's sequential detection accepts. */
+#define KERNEL_READ_AHEAD_KIB 1024
 #define READ_BUDGET(read_ahead) ((read_ahead) * 4 > (256u << 20) ? (read_ahead) * 4 : (256u << 20))
 
 struct mount_ctx {
@@ -394,7 +399,10 @@ struct fuse_session *mount_session_open(struct mount_ctx *m, int signals)
 		fuse_session_destroy(se);
 		return NULL;
 	}
+	/* Resolved now: after the mount, resolving it would ask the mount itself. */
+	char *real = realpath(o->mountpoint, NULL);
 	if (fuse_session_mount(se, o->mountpoint) != 0) {
+		free(real);
 		fprintf(stderr, "gcsmount: cannot mount on %s (is /dev/fuse there and are you allowed "
 			"to use it?)\n", o->mountpoint);
 		if (signals)
@@ -403,6 +411,10 @@ struct fuse_session *mount_session_open(struct mount_ctx *m, int signals)
 		return NULL;
 	}
 	log_info("mounted gs://%s/%s on %s", o->bucket, o->prefix, o->mountpoint);
+	int rc = real ? bdi_set_read_ahead(real, KERNEL_READ_AHEAD_KIB) : -ENOENT;
+	if (rc < 0)
+		log_debug("kernel read-ahead of %s left as it was: %s", o->mountpoint, strerror(-rc));
+	free(real);
 	return se;
 }
 

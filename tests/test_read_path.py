@@ -7,6 +7,7 @@ import threading
 import time
 
 import pytest
+from mountlib import Mount
 
 
 @pytest.fixture
@@ -169,3 +170,19 @@ def test_scattered_reads_fetch_what_they_ask(bucket, mount_factory, big):
     # All at 128 KiB would be 7.5 MiB; shrinking to 4 KiB costs well under 1 MiB.
     assert scattered < (1 << 20), scattered
     assert clustered < 32, clustered
+
+
+@pytest.mark.parametrize("dirname", ["plain", "with space"])
+def test_kernel_read_ahead_raised(bucket, emulator, tmp_path, dirname):
+    """The mount raises the kernel's read-ahead of its own device to 1 MiB, so a
+    sequential reader's data comes in 1 MiB requests instead of 128 KiB ones."""
+    wd = tmp_path / dirname
+    wd.mkdir()
+    m = Mount(emulator.url, bucket.bucket, "run", [], None, str(wd)).start()
+    try:
+        st = os.stat(m.path)
+        path = "/sys/class/bdi/%d:%d/read_ahead_kb" % (os.major(st.st_dev), os.minor(st.st_dev))
+        with open(path) as f:
+            assert f.read().strip() == "1024"
+    finally:
+        assert m.stop() == 0
