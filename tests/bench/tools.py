@@ -196,8 +196,11 @@ class GcsMount(MountTool):
         with open(self.bin, "rb") as f:
             sha = hashlib.sha256(f.read()).hexdigest()[:12]
         built = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(os.path.getmtime(self.bin)))
+        # The repository's own binary is named as such, not by a path of this machine.
+        shown = os.path.relpath(GCSMOUNT_BIN, REPO)
+        shown = "./" + shown if not shown.startswith("..") else os.path.basename(GCSMOUNT_BIN)
         return "%s; copy of %s (sha256 %s, built %s UTC); tree at git %s" % (
-            v, GCSMOUNT_BIN, sha, built, rev or "?")
+            v, shown, sha, built, rev or "?")
 
 
 class RcloneMount(MountTool):
