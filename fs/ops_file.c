@@ -268,9 +268,12 @@ void fs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		return;
 	}
 	if (!h->reader) {
-		/* Opened while being written here; that writer is done. */
+		/* Opened while being written here; that writer is done. Its last
+		 * version is what the bucket holds now: pin that one. */
 		struct buf name = BUF_INIT;
-		int rc = fs_object_name(fs, h->inode, 0, &name);
+		int rc = fs_refresh_attr(fs, h->inode);
+		if (rc == 0)
+			rc = fs_object_name(fs, h->inode, 0, &name);
 		pthread_mutex_lock(&fs->inodes.lock);
 		if (rc == 0 && !h->reader)
 			h->reader = reader_new(fs->prefetcher, fs->gcs, name.data,
@@ -279,7 +282,7 @@ void fs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		pthread_mutex_unlock(&fs->inodes.lock);
 		buf_free(&name);
 		if (!h->reader) {
-			fuse_reply_err(req, EBADF);
+			fuse_reply_err(req, rc < 0 ? -rc : EBADF);
 			return;
 		}
 	}

@@ -329,8 +329,15 @@ void fs_op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set
 			struct gcs_object obj = {0};
 			struct gcs_error e = {0};
 			rc = writer_publish(w, &obj, &e);
-			if (rc < 0)
+			if (rc < 0) {
 				rc = fs_gcs_fail("truncate", &e);
+			} else if (obj.name) {
+				/* The inode follows the object: once this writer goes,
+				 * opens pin what it has. */
+				pthread_mutex_lock(&fs->inodes.lock);
+				fs_apply_object(fs, i, &obj);
+				pthread_mutex_unlock(&fs->inodes.lock);
+			}
 			gcs_object_clear(&obj);
 		}
 	}

@@ -295,3 +295,23 @@ def test_torch_save_and_load(bucket, mnt, tmp_path):
     assert torch.equal(back["w"], state["w"]) and int(back["step"]) == 42
     again = torch.load(mnt.p("model.pt"))
     assert torch.equal(again["w"], state["w"])
+
+
+def test_truncate_by_name_while_open_then_read(bucket, mnt):
+    """truncate(2) by name of a file held open for writing publishes the new size; a
+    reader opened meanwhile, reading after the writer is closed, gets those bytes."""
+    data = os.urandom(300_000)
+    w = open(mnt.p("t"), "wb")
+    w.write(data)
+    w.flush()
+    os.fsync(w.fileno())
+    os.truncate(mnt.p("t"), 50_000)
+    assert bucket.get("run/t") == data[:50_000]
+    r = open(mnt.p("t"), "rb")
+    w.close()
+    try:
+        assert r.read() == data[:50_000]
+    finally:
+        r.close()
+    with open(mnt.p("t"), "rb") as f:
+        assert f.read() == data[:50_000]
