@@ -194,7 +194,11 @@ def test_unregistered_key_refused_at_mount(authemu, tmp_path):
     assert "gcsmount:" in line and ("invalid_grant" in line or "refused" in line or "400" in line)
 
 
-def test_token_endpoint_down_after_mount(authemu, tmp_path):
+def write_fails_during_outage(authemu, tmp_path, faults, cut_tokens, log_has=()):
+    """Break token fetching after mount: a new file fails (at close, since the root is
+    known from the first lookup and the open needs no request) with EIO/EACCES and
+    log_has in the log; once fixed, the mount serves again. What close could not
+    upload stays in the spool for the next mount, and the exit status says so."""
     emu, sa, b = authemu
     key = write_key(tmp_path / "key.json", sa)
     m = start_mount(emu, tmp_path, ["key_file=" + key, "retry_deadline=2"])
@@ -202,25 +206,35 @@ def test_token_endpoint_down_after_mount(authemu, tmp_path):
     try:
         check_works(m, b, "ok1")
         admin = emu.client()
-        admin.set_faults([{"kind": "token", "action": "return-503", "count": 1000}])
-        admin.revoke_key(sa["private_key_id"], revoke_tokens=True)
-        admin.register_service_account(sa)   # same key, but every old token is gone
-        # The mount's root is known (listed by the first lookup), so the open
-        # needs no request and the failure comes at close.
+        admin.set_faults(faults)
+        cut_tokens(admin)
         with pytest.raises(OSError) as e:
             with open(m.p("fails"), "w") as f:
                 f.write("x")
         assert e.value.errno in (errno.EIO, errno.EACCES)
+        log = m.read_log()
+        for text in log_has:
+            assert text in log, log
         admin.clear_faults()
-        time.sleep(1.5)                     # a failed refresh is not retried for 1 s
+        time.sleep(1.5)                     # a failed fetch is shared for 1 s
         b.fetch_token(sa)
         check_works(m, b, "ok2")            # the mount kept serving
     finally:
         status = m.stop()
-    # What close could not upload stays in the spool for the next mount, and
-    # the exit status says so.
     assert status == 3
     assert "run/fails: not in the bucket" in m.read_log()
+
+
+def test_token_endpoint_down_after_mount(authemu, tmp_path):
+    emu, sa, _ = authemu
+
+    def revoke(admin):
+        admin.revoke_key(sa["private_key_id"], revoke_tokens=True)
+        admin.register_service_account(sa)   # same key, but every old token is gone
+
+    write_fails_during_outage(authemu, tmp_path,
+                              [{"kind": "token", "action": "return-503", "count": 1000}],
+                              revoke)
 
 
 def mount_fails(emu, tmp_path, sa, timeout=60):
@@ -309,32 +323,11 @@ def test_token_answers_skewed_but_valid(authemu, tmp_path):
 @pytest.mark.parametrize("action,cause", [f for f in TOKEN_FAULTS if "stall" not in f[0]],
                          ids=[a for a, _ in TOKEN_FAULTS if "stall" not in a])
 def test_token_endpoint_broken_after_mount(authemu, tmp_path, action, cause):
-    emu, sa, b = authemu
-    key = write_key(tmp_path / "key.json", sa)
-    m = start_mount(emu, tmp_path, ["key_file=" + key, "retry_deadline=2"])
-    status = None
-    try:
-        check_works(m, b, "ok1")
-        admin = emu.client()
-        admin.set_faults([{"kind": "token", "action": action, "count": -1}])
-        admin.clear_tokens()                 # the mount's token is refused from now on
-        # The root is known (listed by the first lookup): the open needs no
-        # request, and the failure comes at close.
-        with pytest.raises(OSError) as e:
-            with open(m.p("fails"), "w") as f:
-                f.write("x")
-        assert e.value.errno in (errno.EIO, errno.EACCES)
-        log = m.read_log()
-        assert "token endpoint %s" % emu.token_url in log and cause in log, log
-        admin.clear_faults()
-        time.sleep(1.2)                      # a failed fetch is shared for 1 s
-        b.fetch_token(sa)
-        check_works(m, b, "ok2")             # the mount kept serving
-    finally:
-        status = m.stop()
-    # What close could not upload stays in the spool for the next mount.
-    assert status == 3
-    assert "run/fails: not in the bucket" in m.read_log()
+    emu = authemu[0]
+    write_fails_during_outage(authemu, tmp_path,
+                              [{"kind": "token", "action": action, "count": -1}],
+                              lambda admin: admin.clear_tokens(),   # the token is refused
+                              ["token endpoint %s" % emu.token_url, cause])
 
 
 def test_expired_token_answers_after_mount(authemu, tmp_path):
