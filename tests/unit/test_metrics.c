@@ -124,6 +124,15 @@ static double sample(const char *text, const char *prefix)
 	return -1;
 }
 
+/* The t_read duration histogram's bucket with upper bound le ("+Inf" too). */
+static double t_read_bucket(const char *text, const char *le)
+{
+	char key[256];
+	snprintf(key, sizeof(key),
+		 "gcsmount_http_request_duration_seconds_bucket{kind=\"t_read\",le=\"%s\"}", le);
+	return sample(text, key);
+}
+
 static void test_render_requests(void **state)
 {
 	(void)state;
@@ -168,21 +177,15 @@ static void test_render_requests(void **state)
 			snprintf(le, sizeof(le), "%g", metrics_bucket_bounds[b]);
 		else
 			snprintf(le, sizeof(le), "+Inf");
-		snprintf(key, sizeof(key), "%s_bucket{kind=\"t_read\",le=\"%s\"}", h, le);
-		double v = sample(t, key);
+		double v = t_read_bucket(t, le);
 		assert_true(v >= prev);
 		prev = v;
 	}
-	snprintf(key, sizeof(key), "%s_bucket{kind=\"t_read\",le=\"0.001\"}", h);
-	assert_true(sample(t, key) == 1);
-	snprintf(key, sizeof(key), "%s_bucket{kind=\"t_read\",le=\"1\"}", h);
-	assert_true(sample(t, key) == 1);
-	snprintf(key, sizeof(key), "%s_bucket{kind=\"t_read\",le=\"2.5\"}", h);
-	assert_true(sample(t, key) == 2);
-	snprintf(key, sizeof(key), "%s_bucket{kind=\"t_read\",le=\"60\"}", h);
-	assert_true(sample(t, key) == 2);
-	snprintf(key, sizeof(key), "%s_bucket{kind=\"t_read\",le=\"+Inf\"}", h);
-	assert_true(sample(t, key) == 3);
+	assert_true(t_read_bucket(t, "0.001") == 1);
+	assert_true(t_read_bucket(t, "1") == 1);
+	assert_true(t_read_bucket(t, "2.5") == 2);
+	assert_true(t_read_bucket(t, "60") == 2);
+	assert_true(t_read_bucket(t, "+Inf") == 3);
 	snprintf(key, sizeof(key), "%s_count{kind=\"t_read\"}", h);
 	assert_true(sample(t, key) == 3);
 	snprintf(key, sizeof(key), "%s_sum{kind=\"t_read\"}", h);
