@@ -186,6 +186,8 @@ static size_t on_write(char *src, size_t size, size_t nmemb, void *arg)
 		}
 		memcpy((char *)x->req->out + x->resp->out_len, src, n);
 		x->resp->out_len += n;
+		if (x->req->on_out)
+			x->req->on_out(x->req->on_out_arg, code, x->resp->out_len);
 		return n;
 	}
 	buf_append(&x->resp->body, src, n);
@@ -349,7 +351,8 @@ static int xfer_finish(struct xfer *x, CURLcode c)
 	int rc = map_curl(c, x);
 	long code = 0;
 	curl_easy_getinfo(x->h, CURLINFO_RESPONSE_CODE, &code);
-	x->resp->status = rc == 0 ? code : 0;
+	/* An answer longer than out can hold still tells its status. */
+	x->resp->status = rc == 0 || x->overflow ? code : 0;
 	if (rc != 0)
 		snprintf(x->resp->err, sizeof(x->resp->err), "%s",
 			 x->errbuf[0] ? x->errbuf : curl_easy_strerror(c));

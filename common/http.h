@@ -33,12 +33,16 @@ struct http_req {
 	 * A non-2xx body always goes to resp->body. */
 	void *out;
 	size_t out_cap;
+	/* When set, told after each piece of a 2xx body lands in out, with
+	 * the answer's status and the bytes in out so far. */
+	void (*on_out)(void *arg, long status, size_t out_len);
+	void *on_out_arg;
 	long connect_timeout_ms;  /* 0: 10 s */
 	long low_speed_secs;      /* abort below 1 KiB/s for this long; 0: 60 s */
 };
 
 struct http_resp {
-	long status;            /* 0 when no answer arrived */
+	long status;            /* 0 when the transfer failed (not for an answer too long for out) */
 	char err[256];          /* transport failure text, "" otherwise */
 	struct buf body;
 	size_t out_len;         /* bytes written into req->out */

@@ -68,7 +68,8 @@ static char *pool_get(struct prefetcher *pf)
 		return NULL;
 	/* Huge pages where the system allows them, populated at once: both
 	 * only spare faults, so a refusal changes nothing but speed. */
-	(void)madvise(b, SEG_MAX, MADV_HUGEPAGE);
+	if (!getenv("NOHUGE")) (void)madvise(b, SEG_MAX, MADV_HUGEPAGE);
+	if (!getenv("NOPOP"))
 	(void)madvise(b, SEG_MAX, MADV_POPULATE_WRITE);
 	return b;
 }
@@ -93,6 +94,23 @@ static void pool_trim(struct prefetcher *pf, int all)
 		return;
 	while (pf->pooled > 0)
 		munmap(pf->pool[--pf->pooled], SEG_MAX);
+}
+
+/* Bytes of a loading segment landed: publish them, waking a read that needs them. */
+static void seg_arrived(void *arg, size_t n)
+{
+	const struct job *j = arg;
+	struct reader *r = j->r;
+	struct segment *s = j->s;
+	pthread_mutex_lock(&r->lock);
+	if (n > s->got) {
+		s->got = n;
+		if (r->waiting && s->off + n >= r->wake_at) {
+			r->wake_at = UINT64_MAX;
+			pthread_cond_broadcast(&r->changed);
+		}
+	}
+	pthread_mutex_unlock(&r->lock);
 }
 
 static void *prefetch_worker(void *arg)
@@ -122,10 +140,11 @@ static void *prefetch_worker(void *arg)
 		struct segment *s = j->s;
 		size_t got = 0;
 		struct gcs_error e = {0};
-		int rc = gcs_object_read(r->gcs, r->object, r->generation, s->off, s->buf, s->len,
-					 &got, &e);
+		int rc = gcs_object_read_streamed(r->gcs, r->object, r->generation, s->off, s->buf,
+						  s->len, &got, seg_arrived, j, &e);
 		pthread_mutex_lock(&r->lock);
-		s->got = got;
+		if (got > s->got)
+			s->got = got;
 		if (rc < 0) {
 			s->state = SEG_FAILED;
 			s->err = e;
@@ -207,6 +226,7 @@ struct reader *reader_new(struct prefetcher *pf, struct gcs_client *gcs, const c
 	r->window = FIRST_WINDOW;
 	r->rand_fetch = MIN_FETCH;
 	r->keep_off = UINT64_MAX;
+	r->wake_at = UINT64_MAX;
 	return r;
 }
 
@@ -374,16 +394,24 @@ int reader_view(struct reader *r, size_t len, uint64_t off, struct reader_view *
 	while (v->got < len && rc == 0 && v->n < READER_SPANS) {
 		uint64_t at = off + v->got;
 		struct segment *s = seg_covering(r, at);
-		if (s && s->state == SEG_LOADING) {
-			pthread_cond_wait(&r->changed, &r->lock);
-			continue;
-		}
-		if (s && s->state == SEG_READY && at < s->off + s->got) {
+		if (s && at < s->off + s->got) {
+			/* Arrived, whether or not the rest of the segment has. */
 			if (s->off == r->keep_off && !s->pooled)
 				r->keep_used = 1; /* the last random fetch's extra served */
 			size_t from = (size_t)(at - s->off);
 			size_t n = s->got - from < len - v->got ? s->got - from : len - v->got;
 			view_add(v, s, s->buf + from, n);
+			continue;
+		}
+		if (s && s->state == SEG_LOADING) {
+			/* Wait for the byte at `at`; the prefetch thread wakes us when it lands. */
+			size_t need = len - v->got;
+			uint64_t until = s->off + s->len < at + need ? s->off + s->len : at + need;
+			if (until < r->wake_at)
+				r->wake_at = until;
+			r->waiting++;
+			pthread_cond_wait(&r->changed, &r->lock);
+			r->waiting--;
 			continue;
 		}
 		if (s && s->state == SEG_FAILED) {

@@ -13,8 +13,10 @@
  * reads fetch just what they need.
  *
  * r->lock guards the segments and the window; a prefetch thread takes it
- * only to publish a finished segment. Reads hand out views of segment
- * memory (no copy); a segment a view pins is not evicted until released.
+ * to publish how far its segment has arrived, and a read uses those bytes
+ * at once, before the rest of the segment lands. Reads hand out views of
+ * segment memory (no copy); a segment a view pins is not evicted until
+ * released.
  */
 #ifndef GCSMOUNT_READER_H
 #define GCSMOUNT_READER_H
@@ -32,7 +34,7 @@ struct prefetcher;
 struct segment {
 	uint64_t off;
 	size_t len;                 /* asked for */
-	size_t got;                 /* arrived (short at the end of the object) */
+	size_t got;                 /* arrived so far: usable while still loading */
 	char *buf;
 	int pooled;                 /* buf is a prefetcher pool buffer (SEG_MAX) */
 	int pins;                   /* views holding its bytes: not evicted while > 0 */
@@ -55,6 +57,8 @@ struct reader {
 	size_t window;
 	size_t max_window;
 	int loading;                /* segments in flight */
+	int waiting;                /* reads waiting for bytes in flight */
+	uint64_t wake_at;           /* the least offset a waiting read needs */
 	size_t rand_fetch;          /* least a random read fetches, 4 KiB..128 KiB */
 	uint64_t keep_off;          /* where the last random fetch's extra is kept */
 	int keep_used;              /* ... and whether a later read used it */

@@ -96,6 +96,17 @@ int gcs_object_stat(struct gcs_client *c, const char *name, struct gcs_object *o
 int gcs_object_read(struct gcs_client *c, const char *name, int64_t generation,
 		    uint64_t off, void *buf, size_t len, size_t *got, struct gcs_error *e);
 
+/*
+ * gcs_object_read that tells progress(arg, n) as bytes land: the first n
+ * bytes of buf then hold the object's bytes and keep them (a retry writes
+ * the same bytes again), so a reader may use them before the call returns.
+ * n may repeat or go back after a retry; what was told stays valid.
+ */
+int gcs_object_read_streamed(struct gcs_client *c, const char *name, int64_t generation,
+			     uint64_t off, void *buf, size_t len, size_t *got,
+			     void (*progress)(void *arg, size_t n), void *arg,
+			     struct gcs_error *e);
+
 /* The first page of a listing, asked for in the same round trip as a lookup. */
 struct gcs_lookup_listing {
 	const char *prefix;        /* in: the prefix to list, delimiter '/' */

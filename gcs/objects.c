@@ -76,8 +76,33 @@ int gcs_object_stat(struct gcs_client *c, const char *name, struct gcs_object *o
 	return rc;
 }
 
+/* The progress of one ranged GET of gcs_object_read_streamed. */
+struct read_watch {
+	void (*progress)(void *arg, size_t n);
+	void *arg;
+	size_t base;            /* bytes of dst filled before this request */
+	int from_zero;          /* the range starts at byte 0 (a 200 is the same bytes) */
+};
+
+static void read_landed(void *arg, long status, size_t out_len)
+{
+	const struct read_watch *w = arg;
+	/* Only a ranged answer holds the bytes asked for; a 200 to a range
+	 * not starting at 0 is the object from its start and is refused. */
+	if (status == 206 || (status == 200 && w->from_zero))
+		w->progress(w->arg, w->base + out_len);
+}
+
 int gcs_object_read(struct gcs_client *c, const char *name, int64_t generation,
 		    uint64_t off, void *dst, size_t len, size_t *got, struct gcs_error *e)
+{
+	return gcs_object_read_streamed(c, name, generation, off, dst, len, got, NULL, NULL, e);
+}
+
+int gcs_object_read_streamed(struct gcs_client *c, const char *name, int64_t generation,
+			     uint64_t off, void *dst, size_t len, size_t *got,
+			     void (*progress)(void *arg, size_t n), void *arg,
+			     struct gcs_error *e)
 {
 	*got = 0;
 	if (len == 0)
@@ -99,6 +124,11 @@ int gcs_object_read(struct gcs_client *c, const char *name, int64_t generation,
 				off + len - 1);
 		req.out = (char *)dst + *got;
 		req.out_cap = len - *got;
+		struct read_watch watch = { progress, arg, *got, from == 0 };
+		if (progress) {
+			req.on_out = read_landed;
+			req.on_out_arg = &watch;
+		}
 		rc = gcs_call(c, &req, &resp, GCS_IDEMPOTENT, 0, "read", name, e);
 		size_t n = resp.out_len;
 		long status = resp.status;
@@ -108,8 +138,9 @@ int gcs_object_read(struct gcs_client *c, const char *name, int64_t generation,
 			rc = 0; /* at or past the end */
 			break;
 		}
-		if (rc == 0 && status == 200 && from != 0) {
-			/* A server that ignored Range sent the object from byte 0. */
+		if (status == 200 && (from != 0 || rc == -EMSGSIZE)) {
+			/* A server that ignored Range sent the object from byte 0
+			 * (or more of it than asked for). */
 			gcs_error_set(e, 200, -EIO, "read %s: server ignored the Range header", name);
 			rc = -EIO;
 			break;

@@ -83,6 +83,29 @@ def test_read_broken_after_1mib_fresh_mount(bucket, mount_factory):
     assert "continuing at" in m.read_log()
 
 
+def test_read_answered_without_its_range_is_an_error(bucket, mount_factory):
+    """A server (or proxy) that drops the Range header sends the object from byte 0
+    with 200: those bytes must never be served as the bytes asked for."""
+    data = os.urandom(3 << 20)
+    bucket.put("run/nr", data)
+    m = mount_factory(bucket, "run")
+    os.stat(m.p("nr"))
+    bucket.set_faults([{"kind": "object.media", "action": "ignore-range", "count": -1}])
+    fd = os.open(m.p("nr"), os.O_RDONLY)
+    try:
+        for off in (1 << 20, (2 << 20) + 4096):
+            with pytest.raises(OSError) as e:
+                got = os.pread(fd, 4096, off)
+                assert got == data[off:off + 4096]   # never other bytes
+            assert e.value.errno == errno.EIO
+        assert bucket.faults()[0]["met"] >= 2
+        bucket.clear_faults()
+        assert os.pread(fd, 4096, 1 << 20) == data[1 << 20:(1 << 20) + 4096]
+    finally:
+        os.close(fd)
+    assert "ignored the Range header" in m.read_log()
+
+
 def test_list_500_then_503(bucket, mnt):
     for i in range(5):
         bucket.put("run/l/f%d" % i, b"x")

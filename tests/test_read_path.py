@@ -144,6 +144,29 @@ def test_sequential_read_is_prefetched_in_few_requests(bucket, mount_factory, bi
     assert media <= 12, media
 
 
+def test_prefetched_bytes_serve_reads_before_their_range_completes(bucket, mount_factory):
+    """Every ranged GET sends 512 KiB and then stalls for 4 s: a read of the first
+    bytes is answered from what has arrived, not after the whole range has."""
+    data = os.urandom(3 << 20)
+    bucket.put("run/slow", data)
+    m = mount_factory(bucket, "run")
+    os.stat(m.p("slow"))
+    bucket.set_faults([{"kind": "object.media", "action": "stall-4s-after-512K",
+                        "count": -1}])
+    fd = os.open(m.p("slow"), os.O_RDONLY)
+    try:
+        t0 = time.monotonic()
+        assert os.pread(fd, 4096, 0) == data[:4096]
+        first = time.monotonic() - t0
+        assert os.pread(fd, 4096, 4096) == data[4096:8192]
+        assert first < 2.0, first
+        assert bucket.faults()[0]["met"] >= 1
+        bucket.clear_faults()
+        assert os.pread(fd, len(data), 0) == data   # and the rest arrives whole
+    finally:
+        os.close(fd)
+
+
 def test_scattered_reads_fetch_what_they_ask(bucket, mount_factory, big):
     """Random 4 KiB reads far apart end up fetching about 4 KiB each, not 128 KiB,
     while reads that cluster still share one fetch."""

@@ -16,7 +16,9 @@ Faults  - fault injection in the spirit of storage-testbench's retry
           (flip the first byte of the uploaded data before hashing);
           close-connection (read the request, then FIN without an answer);
           return-200-garbage (200 with an HTML body, as a captive portal or a
-          misrouted proxy answers); return-200-empty-json (200 with "{}").
+          misrouted proxy answers); return-200-empty-json (200 with "{}");
+          ignore-range (downloads: the whole object with 200, as a server or
+          proxy that drops the Range header does).
 Routes  - GET  /_emu/stats            POST /_emu/stats/reset
           GET  /_emu/faults           POST /_emu/faults   DELETE /_emu/faults
           GET  /_emu/config           POST /_emu/config {require_auth, token_lifetime,
@@ -49,6 +51,7 @@ ACTIONS = (
     (re.compile(r"^corrupt-upload$"), "corrupt"),
     (re.compile(r"^close-connection$"), "close"),
     (re.compile(r"^return-200-(garbage|empty-json)$"), "answer200"),
+    (re.compile(r"^ignore-range$"), "ignore_range"),
 )
 
 # What a return-200-* fault answers: (content type, body).
