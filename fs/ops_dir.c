@@ -5,10 +5,10 @@
  * the reader advances (a directory of 100,000 entries is never held whole
  * before the first entries go out). readdirplus fills attributes from the
  * listing itself, so `ls -l` costs list pages, not a request per entry.
- * While the kernel takes in one page, the next is already being fetched
- * (one page ahead, on a thread of the handle's own), so a long listing
- * costs about the time of its pages alone. Files created here and not yet
- * uploaded are listed too.
+ * Pages are fetched ahead of the reader on a thread of the handle's own
+ * (fs/lister.c), each asked for as soon as the one before names it, so a
+ * long listing costs about the time of its requests alone. Files created
+ * here and not yet uploaded are listed too.
  */
 #include "fs/fs.h"
 
@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "common/log.h"
+#include "fs/lister.h"
 
 struct dir_handle {
 	struct fs_open open;        /* first: on the mount's list of open handles */
@@ -25,13 +26,13 @@ struct dir_handle {
 	char *prefix;               /* object prefix of the directory, "" or "p/a/" */
 	struct fs_dirent *ents;
 	size_t n, cap;
-	char *next_token;
+	char *next_token;           /* where a new lister starts: after a failed page, that page */
 	int started;                /* the first page was asked for */
 	double started_at;          /* then (monotonic) */
 	uint64_t changes;           /* the directory's change count then */
 	int bad;                    /* a page held entries that could not be read */
 	int done;                   /* 1: listing complete, 2: local files added too */
-	struct page_ahead *ahead;   /* the next page, being fetched; NULL if none */
+	struct lister *lister;      /* pages fetched ahead; NULL before the first and after a failure */
 	char **seen;                /* names emitted, open addressing, for dedup */
 	size_t seen_cap, seen_n;
 };
@@ -88,61 +89,8 @@ static void add_entry(void *arg, struct fs_dirent *de)
 	d->ents[d->n++] = *de;
 }
 
-/* One list page fetched on a thread while the previous one is read. */
-struct page_ahead {
-	pthread_t thread;
-	struct gcs_client *gcs;
-	char *prefix, *token;
-	struct gcs_list_page page;
-	struct gcs_error err;
-	int rc;
-};
-
-static void *page_ahead_run(void *arg)
-{
-	struct page_ahead *a = arg;
-	a->rc = gcs_list(a->gcs, a->prefix, "/", a->token, FS_LIST_PAGE, &a->page, &a->err);
-	return NULL;
-}
-
-/* Start fetching the page after the current one; quietly not, if no thread. */
-static void page_ahead_start(struct fs *fs, struct dir_handle *d)
-{
-	struct page_ahead *a = xcalloc(1, sizeof(*a));
-	a->gcs = fs->gcs;
-	a->prefix = xstrdup(d->prefix);
-	a->token = xstrdup(d->next_token);
-	if (pthread_create(&a->thread, NULL, page_ahead_run, a) != 0) {
-		free(a->prefix);
-		free(a->token);
-		free(a);
-		return;
-	}
-	d->ahead = a;
-}
-
-/* Wait for the page ahead; its result into *page, rc as gcs_list's. */
-static int page_ahead_take(struct dir_handle *d, struct gcs_list_page *page, struct gcs_error *e)
-{
-	struct page_ahead *a = d->ahead;
-	d->ahead = NULL;
-	pthread_join(a->thread, NULL);
-	int rc = a->rc;
-	if (rc == 0)
-		*page = a->page;
-	else {
-		*e = a->err;
-		gcs_list_page_free(&a->page);
-	}
-	free(a->prefix);
-	free(a->token);
-	free(a);
-	return rc;
-}
-
 static int fetch_page(struct fs *fs, struct dir_handle *d)
 {
-	struct gcs_list_page page;
 	struct gcs_error e = {0};
 	if (!d->started) {
 		pthread_mutex_lock(&fs->inodes.lock);
@@ -151,15 +99,27 @@ static int fetch_page(struct fs *fs, struct dir_handle *d)
 		d->started_at = inode_now();
 		d->started = 1;
 	}
-	int rc = d->ahead ? page_ahead_take(d, &page, &e)
-			  : gcs_list(fs->gcs, d->prefix, "/", d->next_token, FS_LIST_PAGE, &page, &e);
-	if (rc < 0)
+	if (!d->lister)
+		d->lister = lister_start(fs->gcs, d->prefix, d->next_token, FS_LIST_PAGE);
+	struct buf body = BUF_INIT;
+	struct gcs_list_page page;
+	int more = 0;
+	char *asked = NULL;
+	int rc = lister_next(d->lister, &body, &more, &asked, &e);
+	if (rc == 0)
+		rc = gcs_list_read(d->prefix, &body, &page, &e);
+	buf_free(&body);
+	if (rc < 0) {
+		/* A retry asks for this page again, with a lister of its own. */
+		lister_stop(d->lister);
+		d->lister = NULL;
+		free(d->next_token);
+		d->next_token = asked;
 		return fs_gcs_fail("readdir", &e);
+	}
+	free(asked);
 	fs_page_entries(d->dir, d->prefix, &page, add_entry, d);
-	free(d->next_token);
-	d->next_token = page.next_page_token;
-	page.next_page_token = NULL;
-	d->done = d->next_token == NULL;
+	d->done = !more;
 	d->bad |= page.nbad > 0;
 	if (d->done && !d->bad) {
 		/* The whole directory, paged to its end: its children are known. */
@@ -169,8 +129,6 @@ static int fetch_page(struct fs *fs, struct dir_handle *d)
 		pthread_mutex_unlock(&fs->inodes.lock);
 	}
 	gcs_list_page_free(&page);
-	if (!d->done)
-		page_ahead_start(fs, d);
 	return 0;
 }
 
@@ -215,12 +173,7 @@ void fs_op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 
 static void dir_free(struct fs *fs, struct dir_handle *d)
 {
-	if (d->ahead) {
-		struct gcs_list_page page;
-		struct gcs_error e = {0};
-		if (page_ahead_take(d, &page, &e) == 0)
-			gcs_list_page_free(&page);
-	}
+	lister_stop(d->lister);
 	pthread_mutex_lock(&fs->inodes.lock);
 	fs_open_unlink(&d->open);
 	inode_unref(&fs->inodes, d->dir);

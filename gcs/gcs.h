@@ -22,6 +22,7 @@
 #include <time.h>
 
 struct auth;
+struct buf;
 
 struct gcs_error {
 	int http;          /* HTTP status, 0 for a transport failure or a local error */
@@ -130,6 +131,15 @@ int gcs_lookup(struct gcs_client *c, const char *file, const char *dir_prefix,
 int gcs_list(struct gcs_client *c, const char *prefix, const char *delimiter,
 	     const char *page_token, int max_results, struct gcs_list_page *out,
 	     struct gcs_error *e);
+/*
+ * gcs_list in two halves, so the next page can be asked for (its token
+ * from gcs_list_token) while this one is parsed: the answer's body, then
+ * the page parsed from it (-EIO, with a message, when it is no listing).
+ */
+int gcs_list_fetch(struct gcs_client *c, const char *prefix, const char *delimiter,
+		   const char *page_token, int max_results, struct buf *body, struct gcs_error *e);
+int gcs_list_read(const char *prefix, const struct buf *body, struct gcs_list_page *out,
+		  struct gcs_error *e);
 
 /* A single-request (multipart) upload of a small object held in memory. */
 int gcs_object_insert(struct gcs_client *c, const char *name, const void *data, size_t len,
@@ -184,6 +194,12 @@ void gcs_upload_cancel(struct gcs_client *c, const char *session_url);
 /* Pure helpers, exposed for unit tests and fuzzing. */
 int gcs_object_parse(const char *json, size_t len, struct gcs_object *out);
 int gcs_list_parse(const char *json, size_t len, struct gcs_list_page *out);
+/*
+ * The nextPageToken of a listing without parsing the rest: *token (caller
+ * frees) is what gcs_list_parse would give, NULL on the last page.
+ * -EINVAL when the text is not a JSON object (then ask gcs_list_parse).
+ */
+int gcs_list_token(const char *json, size_t len, char **token);
 void gcs_error_parse(const char *body, size_t len, char *msg, size_t msglen);
 /* "bytes=0-N" → N+1; "" → 0. -EINVAL on garbage. */
 int gcs_parse_range(const char *range, uint64_t *persisted);

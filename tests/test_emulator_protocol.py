@@ -63,6 +63,34 @@ def test_list_prefix_delimiter_offsets(bucket):
     assert st == 200 and json.loads(body) == {"kind": "storage#objects"}
 
 
+def test_fields_partial_response(bucket):
+    """`fields` selects parts of an answer: a,b/c,d(e,f) and *; unknown names of the
+    object and list resources are a 400 before anything is done."""
+    for n in ("p/a", "p/b", "p/c/d"):
+        bucket.put(n, b"xy", metadata={"metadata": {"k": "v"}})
+    path = "/storage/v1/b/%s/o" % bucket.bucket
+    page = bucket._json("GET", path, query={
+        "prefix": "p/", "delimiter": "/", "maxResults": 1,
+        "fields": "nextPageToken,prefixes,items(name,size,metadata)"})
+    assert page["items"] == [{"name": "p/a", "size": "2", "metadata": {"k": "v"}}]
+    assert set(page) == {"items", "nextPageToken"}
+    page = bucket._json("GET", path, query={"prefix": "p/", "fields": "items/name"})
+    assert page == {"items": [{"name": "p/a"}, {"name": "p/b"}, {"name": "p/c/d"}]}
+    page = bucket._json("GET", path, query={"prefix": "p/c/", "fields": "kind,items(*)"})
+    assert page["kind"] == "storage#objects" and page["items"][0]["bucket"] == bucket.bucket
+    obj = bucket.stat("p/a", fields="name,metadata/k,generation")
+    assert set(obj) == {"name", "metadata", "generation"} and obj["metadata"] == {"k": "v"}
+    for bad in ("items(nosuch)", "nosuch", "items(name", "items()", "a,,b", ""):
+        with pytest.raises(GcsHttpError) as e:
+            bucket._json("GET", path, query={"prefix": "p/", "fields": bad})
+        assert e.value.status == 400, bad
+        assert json.loads(e.value.body)["error"]["errors"][0]["reason"] == "invalidParameter"
+    # Refused before acting: an upload with a bad selection stores nothing.
+    with pytest.raises(GcsHttpError):
+        bucket.put("p/new", b"z", fields="nosuch(")
+    assert not bucket.exists("p/new")
+
+
 def test_list_paging_counts_prefixes(bucket):
     for n in TREE:
         bucket.put(n, b"x")

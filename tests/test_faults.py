@@ -2,6 +2,7 @@
 each scenario tells the emulator what to do to the next requests of a kind,
 checks the bytes through the API, and checks every fault was actually met."""
 
+import ctypes
 import errno
 import os
 import time
@@ -112,6 +113,57 @@ def test_list_500_then_503(bucket, mnt):
     bucket.set_faults([{"kind": "object.list", "action": "return-500", "count": 1},
                        {"kind": "object.list", "action": "return-503", "count": 1}])
     assert sorted(os.listdir(mnt.p("l"))) == ["f%d" % i for i in range(5)]
+    assert_all_met(bucket)
+
+
+def _readdir_names_through_errors(path):
+    """Every name of a directory read with libc's opendir/readdir, reading on after an
+    error on the same handle (as a program may, and as Python's scandir does not);
+    the errnos met on the way."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.opendir.restype = ctypes.c_void_p
+    libc.opendir.argtypes = [ctypes.c_char_p]
+    libc.readdir.restype = ctypes.c_void_p
+    libc.readdir.argtypes = [ctypes.c_void_p]
+    libc.closedir.argtypes = [ctypes.c_void_p]
+    d = libc.opendir(path.encode())
+    assert d, os.strerror(ctypes.get_errno())
+    names, errs = [], []
+    try:
+        while len(errs) < 5:
+            ctypes.set_errno(0)
+            ent = libc.readdir(d)
+            if not ent:
+                err = ctypes.get_errno()
+                if err == 0:
+                    break
+                errs.append(err)
+                continue
+            # struct dirent on Linux/glibc: ino (8), off (8), reclen (2), type (1), name.
+            name = ctypes.string_at(ent + 19).decode()
+            if name not in (".", ".."):
+                names.append(name)
+    finally:
+        libc.closedir(d)
+    return names, errs
+
+
+@pytest.mark.parametrize("action,err", [("return-400", errno.EINVAL),
+                                        ("return-200-garbage", errno.EIO)])
+def test_list_page_failing_mid_listing_is_asked_again(bucket, mount_factory, action, err):
+    """Pages are fetched ahead of the reader; when the second page fails (an error, or
+    an answer that is no listing), readdir fails, and reading on asks for that page
+    again: every name once, none lost or repeated."""
+    names = ["f%04d" % i for i in range(2500)]
+    for n in names:
+        bucket.put("run/l/" + n, b"x")
+    m = mount_factory(bucket, "run")
+    assert os.path.isdir(m.p("l"))
+    bucket.set_faults([{"kind": "object.list", "action": "stall-0s", "count": 1},
+                       {"kind": "object.list", "action": action, "count": 1}])
+    got, errs = _readdir_names_through_errors(m.p("l"))
+    assert errs == [err]
+    assert sorted(got) == names
     assert_all_met(bucket)
 
 

@@ -11,6 +11,7 @@ Served: /storage/v1/b[/{b}] (buckets list/insert/get/delete), /storage/v1/b/{b}/
 (list, get, patch, delete, rewriteTo, copyTo, compose), /download/storage/v1/...
 (media), /upload/storage/v1/b/{b}/o (media, multipart, resumable + sessions),
 POST /token (JWT bearer and refresh-token grants), /_emu/ (control, control.py).
+Every JSON answer honours the `fields` partial-response parameter (fields.py).
 Request kinds counted in /_emu/stats and matched by faults: bucket.list,
 bucket.insert, bucket.get, bucket.delete, object.list, object.get, object.media,
 object.patch, object.delete, object.rewrite, object.copy, object.compose,
@@ -39,6 +40,7 @@ from urllib.parse import parse_qs, unquote
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import control                                               # noqa: E402
+import fields                                                # noqa: E402
 import handlers_objects as ho                                # noqa: E402
 import uploads                                               # noqa: E402
 from auth_tokens import Auth                                 # noqa: E402
@@ -359,9 +361,13 @@ class Handler(BaseHTTPRequestHandler):
             if fn is None:
                 raise HttpError(404, "Not Found: %s %s" % (method, raw_path))
             app.auth.check_bearer(self.headers.get("Authorization"))
+            if "fields" in self.q:
+                fields.parse(self.q["fields"])       # a bad selection is refused before acting
             res = fn(self, *args)
             if res is not None and not self.headers_sent:
                 code, obj, headers = res
+                if obj is not None and "fields" in self.q:
+                    obj = fields.select(obj, self.q["fields"])
                 self.send_json(code, obj, headers)
         except HttpError as e:
             self._send_error(e.code, e.body(), e.headers, e.content_type)

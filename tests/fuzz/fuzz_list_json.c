@@ -1,5 +1,6 @@
 /*
- * fuzz_list_json: gcs_list_parse on an objects.list page.
+ * fuzz_list_json: gcs_list_parse on an objects.list page, and
+ * gcs_list_token agreeing with it wherever the parse succeeds.
  */
 #include "gcs/gcs.h"
 
@@ -23,6 +24,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		}
 		/* An empty token means "last page" and is dropped. */
 		FUZZ_ASSERT(!p.next_page_token || p.next_page_token[0]);
+		/* The quick look finds the very same token. */
+		char *tok = NULL;
+		FUZZ_ASSERT(gcs_list_token((const char *)data, size, &tok) == 0);
+		FUZZ_ASSERT((tok == NULL) == (p.next_page_token == NULL));
+		FUZZ_ASSERT(!tok || strcmp(tok, p.next_page_token) == 0);
+		free(tok);
 	} else {
 		FUZZ_ASSERT(rc < 0);
 		FUZZ_ASSERT(!p.items && !p.prefixes && !p.nitems && !p.nprefixes &&

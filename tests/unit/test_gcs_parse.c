@@ -6,6 +6,7 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "gcs/gcs.h"
@@ -98,6 +99,58 @@ static void test_list_parse(void **state)
 	assert_int_equal(gcs_list_parse("x", 1, &p), -EINVAL);
 }
 
+/* gcs_list_token gives the token gcs_list_parse gives, without the parse. */
+static void expect_token(const char *json, const char *want)
+{
+	char *tok = (char *)1;
+	assert_int_equal(gcs_list_token(json, strlen(json), &tok), 0);
+	if (want)
+		assert_string_equal(tok, want);
+	else
+		assert_null(tok);
+	struct gcs_list_page p;
+	assert_int_equal(gcs_list_parse(json, strlen(json), &p), 0);
+	if (want)
+		assert_string_equal(p.next_page_token, want);
+	else
+		assert_null(p.next_page_token);
+	gcs_list_page_free(&p);
+	free(tok);
+}
+
+static void test_list_token(void **state)
+{
+	(void)state;
+	/* Before, after and between the items; none; empty; not a string. */
+	expect_token("{\"nextPageToken\":\"abc\",\"items\":[{\"name\":\"a\"}]}", "abc");
+	expect_token("{\"kind\":\"storage#objects\",\"prefixes\":[\"d/\"],\"items\":"
+		     "[{\"name\":\"a\",\"metadata\":{\"nextPageToken\":\"no\"}}],"
+		     "\"nextPageToken\":\"Q2c=\"}", "Q2c=");
+	expect_token("{\"items\":[{\"name\":\"x\\\"nextPageToken\\\":\\\"no\"}]}", NULL);
+	expect_token("{}", NULL);
+	expect_token(" \t\r\n{ \"nextPageToken\" : \"\" }", NULL);
+	expect_token("{\"nextPageToken\":null,\"items\":[]}", NULL);
+	expect_token("{\"nextPageToken\":{\"a\":\"b\"}}", NULL);
+	/* Escapes in the value and in the key are decoded; the first key wins. */
+	expect_token("{\"nextPageToken\":\"a\\u0062\\/c\"}", "ab/c");
+	expect_token("{\"next\\u0050ageToken\":\"k\"}", "k");
+	expect_token("{\"nextPageToken\":\"one\",\"nextPageToken\":\"two\"}", "one");
+	expect_token("\xEF\xBB\xBF{\"a\":[1,{\"b\":[true,false,null]}],\"nextPageToken\":\"t\"}", "t");
+	/* A raw NUL ends a key for cJSON: "nextPageToken\0xyz" is the key too. */
+	static const char nul_key[] = "{\"nextPageToken\0xyz\":\"n\"}";
+	char *tok = NULL;
+	assert_int_equal(gcs_list_token(nul_key, sizeof(nul_key) - 1, &tok), 0);
+	assert_string_equal(tok, "n");
+	free(tok);
+	tok = NULL;
+	/* Not an object: the caller parses instead. */
+	assert_int_equal(gcs_list_token("[1]", 3, &tok), -EINVAL);
+	assert_int_equal(gcs_list_token("{\"a\":", 5, &tok), -EINVAL);
+	assert_int_equal(gcs_list_token("{\"a\":\"b", 7, &tok), -EINVAL);
+	assert_int_equal(gcs_list_token("", 0, &tok), -EINVAL);
+	assert_null(tok);
+}
+
 static void test_error_parse(void **state)
 {
 	(void)state;
@@ -184,6 +237,7 @@ int main(void)
 		cmocka_unit_test(test_mtime_precedence),
 		cmocka_unit_test(test_object_parse_bad),
 		cmocka_unit_test(test_list_parse),
+		cmocka_unit_test(test_list_token),
 		cmocka_unit_test(test_error_parse),
 		cmocka_unit_test(test_range),
 		cmocka_unit_test(test_errno_table),
