@@ -397,8 +397,11 @@ class Api:
         if st not in (204, 404):
             raise Failed("delete of %s: HTTP %d" % (name, st))
 
-    def list_page(self, bucket, prefix, token=None, delimiter=None, max_results=1000):
+    def list_page(self, bucket, prefix, token=None, delimiter=None, max_results=1000,
+                  fields=None):
         q = {"prefix": prefix, "maxResults": max_results}
+        if fields:
+            q["fields"] = fields
         if delimiter:
             q["delimiter"] = delimiter
         if token:
