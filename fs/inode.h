@@ -78,6 +78,7 @@ struct inode {
 	double attr_expires;        /* monotonic seconds; 0: unknown */
 	char *symlink_target;
 	struct writer *writer;      /* open for writing in this mount */
+	int replying;               /* reads of its bytes being written to the kernel now */
 	struct inode *next_ino;     /* hash chains */
 	struct inode *next_name;
 	struct inode *children;     /* hashed children, a list through sib_next */
@@ -97,6 +98,7 @@ struct inode_table {
 	struct inode *oldest_complete, *newest_complete; /* by complete_until */
 	size_t known;               /* children of complete directories */
 	uint32_t mark_seq;
+	pthread_cond_t replied;     /* an inode's `replying` came down to 0 */
 };
 
 void inode_table_init(struct inode_table *t);

@@ -300,8 +300,28 @@ void fs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		fuse_reply_err(req, -rc);
 		return;
 	}
+	/* The kernel keeps one copy of a file's pages, whatever handle read
+	 * them: once this mount knows a newer generation, bytes of the one
+	 * this handle pinned must not land there (a later open would read a
+	 * mix). Replies in progress are counted, so that learning of a new
+	 * generation can wait for them (fs_refresh_attr). */
+	pthread_mutex_lock(&fs->inodes.lock);
+	struct inode *i = h->inode;
+	int current = i->writer || i->generation == h->reader->generation;
+	if (current)
+		i->replying++;
+	pthread_mutex_unlock(&fs->inodes.lock);
+	if (!current) {
+		reader_view_done(h->reader, &v);
+		fuse_reply_err(req, ESTALE);
+		return;
+	}
 	reply_view(req, &v);
 	reader_view_done(h->reader, &v);
+	pthread_mutex_lock(&fs->inodes.lock);
+	if (--i->replying == 0)
+		pthread_cond_broadcast(&fs->inodes.replied);
+	pthread_mutex_unlock(&fs->inodes.lock);
 }
 
 void fs_op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,

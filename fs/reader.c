@@ -68,8 +68,7 @@ static char *pool_get(struct prefetcher *pf)
 		return NULL;
 	/* Huge pages where the system allows them, populated at once: both
 	 * only spare faults, so a refusal changes nothing but speed. */
-	if (!getenv("NOHUGE")) (void)madvise(b, SEG_MAX, MADV_HUGEPAGE);
-	if (!getenv("NOPOP"))
+	(void)madvise(b, SEG_MAX, MADV_HUGEPAGE);
 	(void)madvise(b, SEG_MAX, MADV_POPULATE_WRITE);
 	return b;
 }
@@ -140,8 +139,22 @@ static void *prefetch_worker(void *arg)
 		struct segment *s = j->s;
 		size_t got = 0;
 		struct gcs_error e = {0};
-		int rc = gcs_object_read_streamed(r->gcs, r->object, r->generation, s->off, s->buf,
-						  s->len, &got, seg_arrived, j, &e);
+		/* The buffer is taken here, not by the read that queued the job:
+		 * a fresh one is faulted in (milliseconds for 8 MiB), which must
+		 * not hold up the reader or the lock that publishes arrivals. */
+		char *buf = pool_get(pf);
+		int rc;
+		if (buf) {
+			pthread_mutex_lock(&r->lock);
+			s->buf = buf;
+			pthread_mutex_unlock(&r->lock);
+			rc = gcs_object_read_streamed(r->gcs, r->object, r->generation, s->off, buf,
+						      s->len, &got, seg_arrived, j, &e);
+		} else {
+			rc = -ENOMEM;
+			e.err = rc;
+			snprintf(e.msg, sizeof(e.msg), "read %s: no memory for read-ahead", r->object);
+		}
 		pthread_mutex_lock(&r->lock);
 		if (got > s->got)
 			s->got = got;
@@ -237,8 +250,9 @@ static void seg_release(struct reader *r, struct segment *s)
 			pool_put(r->pf, s->buf);
 		else
 			free(s->buf);
-		budget_give(r->pf, s->len);
 	}
+	if (s->buf || s->pooled)
+		budget_give(r->pf, s->len); /* a prefetch holds its budget from the start */
 	memset(s, 0, sizeof(*s));
 }
 
@@ -326,15 +340,10 @@ static void prefetch_to(struct reader *r, uint64_t until)
 		struct segment *s = seg_free_slot(r, r->ahead, 1);
 		if (!s || !budget_take(r->pf, len))
 			return;
-		char *buf = pool_get(r->pf);
-		if (!buf) {
-			budget_give(r->pf, len);
-			return;
-		}
 		s->off = r->ahead;
 		s->len = len;
 		s->got = 0;
-		s->buf = buf;
+		s->buf = NULL;          /* the prefetch thread brings a pool buffer */
 		s->pooled = 1;
 		s->state = SEG_LOADING;
 		r->loading++;

@@ -36,7 +36,7 @@ struct segment {
 	size_t len;                 /* asked for */
 	size_t got;                 /* arrived so far: usable while still loading */
 	char *buf;
-	int pooled;                 /* buf is a prefetcher pool buffer (SEG_MAX) */
+	int pooled;                 /* a prefetch: buf is a pool buffer (SEG_MAX), set by its thread */
 	int pins;                   /* views holding its bytes: not evicted while > 0 */
 	int state;                  /* SEG_FREE, SEG_LOADING, SEG_READY, SEG_FAILED */
 	struct gcs_error err;

@@ -82,6 +82,49 @@ def test_object_replaced_during_read_is_old_bytes_or_error(bucket, mount_factory
     assert data in (big, new)
 
 
+def test_old_handle_reading_on_never_mixes_into_a_new_open(bucket, mount_factory):
+    """The kernel keeps one set of pages per file, whatever handle filled them. A
+    handle pinned to the old generation and still reading when a new open learns of
+    the replacement must not put old bytes there: the new open reads only new bytes."""
+    m = mount_factory(bucket, "run", opts=["stat_ttl=0", "read_ahead=4M"])
+    for round_ in range(4):
+        old = os.urandom(12 << 20)
+        new = os.urandom(12 << 20)
+        bucket.put("run/r.bin", old)
+        f = open(m.p("r.bin"), "rb", buffering=0)
+        stop = threading.Event()
+        seen = []
+
+        def read_old():
+            try:
+                while not stop.is_set():
+                    f.seek(0)
+                    while not stop.is_set():
+                        off = f.tell()
+                        chunk = f.read(1 << 20)
+                        if not chunk:
+                            break
+                        if chunk != old[off:off + len(chunk)]:
+                            seen.append("old handle read other bytes at %d" % off)
+                            return
+            except OSError as e:
+                seen.append(e.errno)
+
+        t = threading.Thread(target=read_old)
+        t.start()
+        time.sleep(0.05)
+        bucket.put("run/r.bin", new)
+        try:
+            with open(m.p("r.bin"), "rb") as g:
+                data = g.read()
+        finally:
+            stop.set()
+            t.join()
+            f.close()
+        assert data == new, round_
+        assert seen in ([], [errno.ESTALE]), seen
+
+
 def test_stat_cache_expires_and_our_writes_invalidate(bucket, mount_factory):
     bucket.put("run/s", b"1")
     m = mount_factory(bucket, "run", opts=["stat_ttl=1", "type_ttl=1", "negative_ttl=1"])
