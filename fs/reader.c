@@ -104,8 +104,8 @@ static void seg_arrived(void *arg, size_t n)
 	pthread_mutex_lock(&r->lock);
 	if (n > s->got) {
 		s->got = n;
-		if (r->waiting && s->off + n >= r->wake_at) {
-			r->wake_at = UINT64_MAX;
+		if (s->waiting && s->off + n >= s->wake_at) {
+			s->wake_at = UINT64_MAX;
 			pthread_cond_broadcast(&r->changed);
 		}
 	}
@@ -239,7 +239,6 @@ struct reader *reader_new(struct prefetcher *pf, struct gcs_client *gcs, const c
 	r->window = FIRST_WINDOW;
 	r->rand_fetch = MIN_FETCH;
 	r->keep_off = UINT64_MAX;
-	r->wake_at = UINT64_MAX;
 	return r;
 }
 
@@ -416,11 +415,11 @@ int reader_view(struct reader *r, size_t len, uint64_t off, struct reader_view *
 			/* Wait for the byte at `at`; the prefetch thread wakes us when it lands. */
 			size_t need = len - v->got;
 			uint64_t until = s->off + s->len < at + need ? s->off + s->len : at + need;
-			if (until < r->wake_at)
-				r->wake_at = until;
-			r->waiting++;
+			if (!s->waiting || until < s->wake_at)
+				s->wake_at = until;
+			s->waiting++;
 			pthread_cond_wait(&r->changed, &r->lock);
-			r->waiting--;
+			s->waiting--;
 			continue;
 		}
 		if (s && s->state == SEG_FAILED) {

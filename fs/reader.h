@@ -39,6 +39,8 @@ struct segment {
 	int pooled;                 /* a prefetch: buf is a pool buffer (SEG_MAX), set by its thread */
 	int pins;                   /* views holding its bytes: not evicted while > 0 */
 	int state;                  /* SEG_FREE, SEG_LOADING, SEG_READY, SEG_FAILED */
+	int waiting;                /* reads waiting for its bytes */
+	uint64_t wake_at;           /* the least offset one of them needs */
 	struct gcs_error err;
 };
 
@@ -57,8 +59,6 @@ struct reader {
 	size_t window;
 	size_t max_window;
 	int loading;                /* segments in flight */
-	int waiting;                /* reads waiting for bytes in flight */
-	uint64_t wake_at;           /* the least offset a waiting read needs */
 	size_t rand_fetch;          /* least a random read fetches, 4 KiB..128 KiB */
 	uint64_t keep_off;          /* where the last random fetch's extra is kept */
 	int keep_used;              /* ... and whether a later read used it */
