@@ -9,6 +9,7 @@
  * the server did nothing.
  */
 #include "gcs/client_internal.h"
+#include "gcs/json_arena.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -24,6 +25,7 @@
 
 struct gcs_client *gcs_client_new(const struct gcs_config *cfg)
 {
+	gcs_json_init();
 	struct gcs_client *c = xcalloc(1, sizeof(*c));
 	const char *ep = cfg->endpoint;
 	size_t n = strlen(ep);

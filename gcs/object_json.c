@@ -16,6 +16,7 @@
 
 #include "common/buf.h"
 #include "common/crc32c.h"
+#include "gcs/json_arena.h"
 
 static int get_u64(const cJSON *obj, const char *key, uint64_t *out)
 {
@@ -124,9 +125,12 @@ void gcs_object_clear(struct gcs_object *o)
 int gcs_list_parse(const char *json, size_t len, struct gcs_list_page *out)
 {
 	memset(out, 0, sizeof(*out));
+	struct json_arena arena;
+	json_arena_begin(&arena);
 	cJSON *j = cJSON_ParseWithLength(json, len);
 	if (!cJSON_IsObject(j)) {
 		cJSON_Delete(j);
+		json_arena_end(&arena);
 		return -EINVAL;
 	}
 	const cJSON *items = cJSON_GetObjectItemCaseSensitive(j, "items");
@@ -157,6 +161,7 @@ int gcs_list_parse(const char *json, size_t len, struct gcs_list_page *out)
 	if (tok && tok[0])
 		out->next_page_token = xstrdup(tok);
 	cJSON_Delete(j);
+	json_arena_end(&arena);
 	return 0;
 }
 

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "gcs/gcs.h"
+#include "gcs/json_arena.h"
 
 static void test_object_parse(void **state)
 {
@@ -232,6 +233,8 @@ static void test_rfc3339(void **state)
 
 int main(void)
 {
+	/* Listings parse in the reused-block arena, as in the mount (plain builds). */
+	gcs_json_init();
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_object_parse),
 		cmocka_unit_test(test_mtime_precedence),
