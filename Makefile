@@ -25,6 +25,7 @@ LIB_OBJ := $(LIB_SRC:%.c=build/obj/%.o)
 ASAN_OBJ := $(LIB_SRC:%.c=build/asan/%.o)
 HDRS    := $(wildcard common/*.h auth/*.h gcs/*.h fs/*.h)
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
+UNIT_HDRS := $(wildcard tests/unit/*.h)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=build/unit/%)
 UNIT_ASAN := $(UNIT_SRC:tests/unit/%.c=build/unit-asan/%)
 
@@ -48,11 +49,11 @@ asan: build/asan/gcsmount
 build/asan/gcsmount: build/asan/fs/main.o $(ASAN_OBJ)
 	@echo "  CC $@"; $(CC) $(CFLAGS) $(SAN) -o $@ $^ $(LDLIBS)
 
-build/unit/%: tests/unit/%.c $(LIB_OBJ) $(HDRS)
+build/unit/%: tests/unit/%.c $(LIB_OBJ) $(HDRS) $(UNIT_HDRS)
 	@mkdir -p $(dir $@)
 	@echo "  CC $@"; $(CC) $(CFLAGS) -o $@ $< $(LIB_OBJ) $(LDLIBS) -lcmocka
 
-build/unit-asan/%: tests/unit/%.c $(ASAN_OBJ) $(HDRS)
+build/unit-asan/%: tests/unit/%.c $(ASAN_OBJ) $(HDRS) $(UNIT_HDRS)
 	@mkdir -p $(dir $@)
 	@echo "  CC $@"; $(CC) $(CFLAGS) $(SAN) -o $@ $< $(ASAN_OBJ) $(LDLIBS) -lcmocka
 
