@@ -68,7 +68,6 @@ void inode_table_init(struct inode_table *t)
 {
 	memset(t, 0, sizeof(*t));
 	pthread_mutex_init(&t->lock, NULL);
-	pthread_cond_init(&t->replied, NULL);
 	t->nbuckets = 1024;
 	t->by_ino = xcalloc(t->nbuckets, sizeof(*t->by_ino));
 	t->by_name = xcalloc(t->nbuckets, sizeof(*t->by_name));
@@ -101,7 +100,6 @@ void inode_table_free(struct inode_table *t)
 	free(t->by_ino);
 	free(t->by_name);
 	pthread_mutex_destroy(&t->lock);
-	pthread_cond_destroy(&t->replied);
 }
 
 struct inode *inode_by_ino(struct inode_table *t, fuse_ino_t ino)

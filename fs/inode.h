@@ -78,7 +78,8 @@ struct inode {
 	double attr_expires;        /* monotonic seconds; 0: unknown */
 	char *symlink_target;
 	struct writer *writer;      /* open for writing in this mount */
-	int replying;               /* reads of its bytes being written to the kernel now */
+	int cached_readers;         /* read handles through the page cache (fs_op_open) */
+	int64_t cached_gen;         /* ... all pinned to this generation */
 	struct inode *next_ino;     /* hash chains */
 	struct inode *next_name;
 	struct inode *children;     /* hashed children, a list through sib_next */
@@ -98,7 +99,6 @@ struct inode_table {
 	struct inode *oldest_complete, *newest_complete; /* by complete_until */
 	size_t known;               /* children of complete directories */
 	uint32_t mark_seq;
-	pthread_cond_t replied;     /* an inode's `replying` came down to 0 */
 };
 
 void inode_table_init(struct inode_table *t);

@@ -23,6 +23,8 @@ struct handle {
 	struct inode *inode;      /* holds a reference */
 	struct reader *reader;    /* read-only handles */
 	int writable;
+	int cached;               /* a reader through the kernel's page cache (see fs_op_open) */
+	int direct;               /* a reader bypassing it */
 };
 
 static void handle_drop(struct fs *fs, struct handle *h);
@@ -97,6 +99,8 @@ static void handle_drop(struct fs *fs, struct handle *h)
 	pthread_mutex_lock(&fs->inodes.lock);
 	struct inode *i = h->inode;
 	fs_open_unlink(&h->open);
+	if (h->cached)
+		i->cached_readers--;
 	if (h->writable && --i->writer->nopen == 0) {
 		dead = i->writer;
 		i->writer = NULL;
@@ -115,6 +119,7 @@ static void reply_open(fuse_req_t req, struct fs *fs, struct handle *h,
 {
 	fi->fh = (uint64_t)(uintptr_t)h;
 	fi->keep_cache = 0;
+	fi->direct_io = h->direct;
 	int rc = e ? fuse_reply_create(req, e, fi) : fuse_reply_open(req, fi);
 	if (rc == -ENOENT) /* interrupted: no release will come */
 		handle_drop(fs, h);
@@ -188,9 +193,21 @@ void fs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	struct handle *h = NULL;
 	if (!writable) {
 		h = handle_new(fs, i, 0);
-		if (!i->writer)
+		if (!i->writer) {
 			h->reader = reader_new(fs->prefetcher, fs->gcs, name.data, i->generation,
 					       i->size, fs->opts->read_ahead);
+			/* The kernel keeps one copy of a file's pages for all its
+			 * handles. While handles pinned to an older generation are
+			 * open, their bytes are what it holds: a handle of a newer
+			 * one reads around it (direct I/O), so neither sees a mix. */
+			if (i->cached_readers > 0 && i->cached_gen != i->generation) {
+				h->direct = 1;
+			} else {
+				h->cached = 1;
+				i->cached_readers++;
+				i->cached_gen = i->generation;
+			}
+		}
 		/* else: reads see the writer's bytes, then a reader once it is gone */
 	} else {
 		if (!i->writer) {
@@ -300,28 +317,8 @@ void fs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		fuse_reply_err(req, -rc);
 		return;
 	}
-	/* The kernel keeps one copy of a file's pages, whatever handle read
-	 * them: once this mount knows a newer generation, bytes of the one
-	 * this handle pinned must not land there (a later open would read a
-	 * mix). Replies in progress are counted, so that learning of a new
-	 * generation can wait for them (fs_refresh_attr). */
-	pthread_mutex_lock(&fs->inodes.lock);
-	struct inode *i = h->inode;
-	int current = i->writer || i->generation == h->reader->generation;
-	if (current)
-		i->replying++;
-	pthread_mutex_unlock(&fs->inodes.lock);
-	if (!current) {
-		reader_view_done(h->reader, &v);
-		fuse_reply_err(req, ESTALE);
-		return;
-	}
 	reply_view(req, &v);
 	reader_view_done(h->reader, &v);
-	pthread_mutex_lock(&fs->inodes.lock);
-	if (--i->replying == 0)
-		pthread_cond_broadcast(&fs->inodes.replied);
-	pthread_mutex_unlock(&fs->inodes.lock);
 }
 
 void fs_op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,

@@ -215,15 +215,8 @@ int fs_refresh_attr(struct fs *fs, struct inode *i)
 	if (rc < 0)
 		return fs_gcs_fail("getattr", &e);
 	pthread_mutex_lock(&fs->inodes.lock);
-	if (!i->writer) {
-		int64_t was = i->generation;
+	if (!i->writer)
 		fs_apply_object(fs, i, &obj);
-		/* A new generation: bytes of the old one still being replied
-		 * land in the page cache first, so that the kernel's invalidation
-		 * after this open or getattr takes them out again. */
-		while (i->generation != was && i->replying > 0)
-			pthread_cond_wait(&fs->inodes.replied, &fs->inodes.lock);
-	}
 	pthread_mutex_unlock(&fs->inodes.lock);
 	gcs_object_clear(&obj);
 	return 0;

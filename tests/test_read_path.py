@@ -85,7 +85,8 @@ def test_object_replaced_during_read_is_old_bytes_or_error(bucket, mount_factory
 def test_old_handle_reading_on_never_mixes_into_a_new_open(bucket, mount_factory):
     """The kernel keeps one set of pages per file, whatever handle filled them. A
     handle pinned to the old generation and still reading when a new open learns of
-    the replacement must not put old bytes there: the new open reads only new bytes."""
+    the replacement: the new open reads only new bytes, the old handle only old ones
+    (or ESTALE once it needs bytes the bucket no longer has)."""
     m = mount_factory(bucket, "run", opts=["stat_ttl=0", "read_ahead=4M"])
     for round_ in range(4):
         old = os.urandom(12 << 20)
