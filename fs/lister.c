@@ -56,10 +56,16 @@ static char *fetch_one(struct lister *l, char *token, struct page *p)
 	return next;
 }
 
-/* Under l->lock: queue p and remember where to go on. */
-static void push(struct lister *l, struct page *p, char *next)
+/* Under l->lock: fetch the next page (the lock let go meanwhile) and queue it. */
+static void fetch_next(struct lister *l)
 {
-	l->q[(l->head + l->count) % LISTER_AHEAD] = *p;
+	char *token = l->token;
+	l->token = NULL;
+	pthread_mutex_unlock(&l->lock);
+	struct page p;
+	char *next = fetch_one(l, token, &p);
+	pthread_mutex_lock(&l->lock);
+	l->q[(l->head + l->count) % LISTER_AHEAD] = p;
 	l->count++;
 	l->token = next;
 	l->finished = next == NULL;
@@ -75,13 +81,7 @@ static void *lister_run(void *arg)
 			pthread_cond_wait(&l->changed, &l->lock);
 		if (l->stop || l->finished)
 			break;
-		char *token = l->token;
-		l->token = NULL;
-		pthread_mutex_unlock(&l->lock);
-		struct page p;
-		char *next = fetch_one(l, token, &p);
-		pthread_mutex_lock(&l->lock);
-		push(l, &p, next);
+		fetch_next(l);
 	}
 	pthread_mutex_unlock(&l->lock);
 	return NULL;
@@ -105,15 +105,8 @@ int lister_next(struct lister *l, struct buf *body, int *more, char **token,
 		struct gcs_error *e)
 {
 	pthread_mutex_lock(&l->lock);
-	if (!l->threaded && l->count == 0 && !l->finished) {
-		char *t = l->token;
-		l->token = NULL;
-		pthread_mutex_unlock(&l->lock);
-		struct page p;
-		char *next = fetch_one(l, t, &p);
-		pthread_mutex_lock(&l->lock);
-		push(l, &p, next);
-	}
+	if (!l->threaded && l->count == 0 && !l->finished)
+		fetch_next(l);
 	while (l->count == 0 && !l->finished)
 		pthread_cond_wait(&l->changed, &l->lock);
 	if (l->count == 0) {
