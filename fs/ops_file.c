@@ -13,6 +13,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
 
 #include "common/log.h"
 #include "fs/reader.h"
@@ -234,22 +235,15 @@ void fs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	reply_open(req, fs, h, fi, NULL);
 }
 
-/* Reply with the view's bytes: in place when they are one span (the
- * common case), else gathered into one buffer. */
+/* Reply with the view's bytes in place, its spans gathered by writev. */
 static void reply_view(fuse_req_t req, const struct reader_view *v)
 {
-	if (v->n <= 1) {
-		fuse_reply_buf(req, v->n ? v->span[0].p : NULL, v->got);
-		return;
-	}
-	char *data = xmalloc(v->got);
-	size_t at = 0;
+	struct iovec iov[READER_SPANS];
 	for (int k = 0; k < v->n; k++) {
-		memcpy(data + at, v->span[k].p, v->span[k].len);
-		at += v->span[k].len;
+		iov[k].iov_base = (void *)v->span[k].p;
+		iov[k].iov_len = v->span[k].len;
 	}
-	fuse_reply_buf(req, data, at);
-	free(data);
+	fuse_reply_iov(req, iov, v->n);
 }
 
 static void read_writer(fuse_req_t req, struct writer *w, size_t size, off_t off)

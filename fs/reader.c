@@ -336,6 +336,13 @@ static void prefetch_to(struct reader *r, uint64_t until)
 		until = r->size;
 	while (r->ahead < until) {
 		size_t len = until - r->ahead < SEG_MAX ? (size_t)(until - r->ahead) : SEG_MAX;
+		/* Top the window up in chunks of half of it (at most a segment):
+		 * topping it up after every read would cut the stream into
+		 * requests the size of a read. Until a chunk is due, at least
+		 * half the window is fetched or on its way. */
+		size_t chunk = r->window / 2 < SEG_MAX ? r->window / 2 : SEG_MAX;
+		if (len < chunk && until < r->size)
+			return;
 		struct segment *s = seg_free_slot(r, r->ahead, 1);
 		if (!s || !budget_take(r->pf, len))
 			return;

@@ -253,3 +253,24 @@ def test_kernel_read_ahead_raised(bucket, emulator, tmp_path, dirname):
             assert f.read().strip() == "1024"
     finally:
         assert m.stop() == 0
+
+
+def test_long_sequential_read_fetches_whole_segments(bucket, mount_factory):
+    """Once the window is at its largest it is topped up in chunks of half of it,
+    not by a ranged GET per read: 96 MiB through a 16 MiB window is about a dozen
+    8 MiB GETs, where topping up per read made one per kernel read (about 100)."""
+    data = os.urandom(96 << 20)
+    bucket.put("run/long.bin", data)
+    m = mount_factory(bucket, "run", opts=["read_ahead=16M"])
+    os.stat(m.p("long.bin"))
+    bucket.reset_stats()
+    got = bytearray()
+    with open(m.p("long.bin"), "rb", buffering=0) as f:
+        while True:
+            b = f.read(128 << 10)
+            if not b:
+                break
+            got += b
+    assert bytes(got) == data
+    media = bucket.stats()["requests"].get("object.media", 0)
+    assert media <= 20, media
