@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/hash.h"
+
 #define MAX_DEPTH 600 /* names are at most 1,024 bytes: at most 512 levels */
 
 double inode_now(void)
@@ -22,10 +24,7 @@ static size_t hash_ino(fuse_ino_t ino, size_t n)
 
 static size_t hash_name(const struct inode *parent, const char *name, size_t n)
 {
-	uint64_t h = 1469598103934665603ull ^ parent->ino;
-	for (const unsigned char *p = (const unsigned char *)name; *p; p++)
-		h = (h ^ *p) * 1099511628211ull;
-	return (size_t)(h ^ h >> 29) & (n - 1);
+	return (size_t)hash_str(parent->ino, name) & (n - 1);
 }
 
 static void link_ino(struct inode_table *t, struct inode *i)

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/hash.h"
 #include "common/log.h"
 #include "fs/lister.h"
 
@@ -35,15 +36,9 @@ struct dir_handle {
 	struct lister *lister;      /* pages fetched ahead; NULL before the first and after a failure */
 	char **seen;                /* names emitted, open addressing, for dedup */
 	size_t seen_cap, seen_n;
+	char *out;                  /* the reply being built, kept for the next readdir */
+	size_t out_cap;
 };
-
-static size_t name_hash(const char *s)
-{
-	size_t h = 5381;
-	while (*s)
-		h = h * 33 + (unsigned char)*s++;
-	return h;
-}
 
 /* Returns 1 if name was already there. */
 static int seen_add(struct dir_handle *d, const char *name)
@@ -59,7 +54,7 @@ static int seen_add(struct dir_handle *d, const char *name)
 				seen_add(d, old[k]);
 		free(old);
 	}
-	size_t k = name_hash(name) & (d->seen_cap - 1);
+	size_t k = (size_t)hash_str(0, name) & (d->seen_cap - 1);
 	while (d->seen[k]) {
 		if (strcmp(d->seen[k], name) == 0)
 			return 1;
@@ -184,6 +179,7 @@ static void dir_free(struct fs *fs, struct dir_handle *d)
 	}
 	free(d->ents);
 	free(d->seen);
+	free(d->out);
 	free(d->prefix);
 	free(d->next_token);
 	pthread_mutex_destroy(&d->lock);
@@ -207,10 +203,15 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 {
 	struct fs *fs = fs_of(req);
 	struct dir_handle *d = (struct dir_handle *)(uintptr_t)fi->fh;
-	char *out = xmalloc(size);
 	size_t used = 0;
 	int rc = 0;
 	pthread_mutex_lock(&d->lock);
+	if (d->out_cap < size) {
+		free(d->out);
+		d->out = xmalloc(size);
+		d->out_cap = size;
+	}
+	char *out = d->out;
 	for (size_t k = (size_t)off;; k++) {
 		const char *name;
 		struct stat st;
@@ -252,7 +253,9 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 				child = NULL;
 			}
 			if (plus) {
-				child = inode_child_get(&fs->inodes, d->dir, name, de->kind);
+				if (!child)
+					child = inode_child_get(&fs->inodes, d->dir, name,
+								de->kind);
 				if (de->obj.name && !child->writer)
 					fs_apply_listed(fs, child, &de->obj);
 				else if (de->kind == INODE_DIR)
@@ -284,12 +287,12 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		}
 		used += n;
 	}
-	pthread_mutex_unlock(&d->lock);
+	/* Replied under d->lock: the next readdir of this handle reuses out. */
 	if (rc < 0 && used == 0)
 		fuse_reply_err(req, -rc);
 	else
 		fuse_reply_buf(req, out, used);
-	free(out);
+	pthread_mutex_unlock(&d->lock);
 }
 
 void fs_op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,

@@ -126,18 +126,55 @@ int gcs_name_check(const char *name, size_t len)
 	return 0;
 }
 
+/* n ASCII digits at p as a number, or -1. */
+static int fixed_digits(const char *p, int n)
+{
+	int v = 0;
+	for (int k = 0; k < n; k++) {
+		if (p[k] < '0' || p[k] > '9')
+			return -1;
+		v = v * 10 + (p[k] - '0');
+	}
+	return v;
+}
+
+/* Days from 1970-01-01 to y-m-d of the proleptic Gregorian calendar. */
+static long days_since_epoch(long y, int m, int d)
+{
+	y -= m <= 2;                               /* years start in March */
+	long era = (y >= 0 ? y : y - 399) / 400;
+	long yoe = y - era * 400;                  /* [0, 399] */
+	long doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+	long doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+	return era * 146097 + doe - 719468;
+}
+
+/* Parsed by hand: listings carry one per object, and sscanf with timegm
+ * cost more than the rest of an entry together. */
 int gcs_parse_rfc3339(const char *s, struct timespec *ts)
 {
-	struct tm tm;
-	memset(&tm, 0, sizeof(tm));
-	int used = 0;
-	if (!s || sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
-			 &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &used) != 6)
+	if (!s)
 		return -EINVAL;
-	if (tm.tm_mon < 1 || tm.tm_mon > 12 || tm.tm_mday < 1 || tm.tm_mday > 31 ||
-	    tm.tm_hour > 23 || tm.tm_min > 59 || tm.tm_sec > 60)
+	int year = fixed_digits(s, 4);
+	if (year < 0 || s[4] != '-')
 		return -EINVAL;
-	const char *p = s + used;
+	int mon = fixed_digits(s + 5, 2);
+	if (mon < 0 || s[7] != '-')
+		return -EINVAL;
+	int mday = fixed_digits(s + 8, 2);
+	if (mday < 0 || (s[10] != 'T' && s[10] != 't'))
+		return -EINVAL;
+	int hour = fixed_digits(s + 11, 2);
+	if (hour < 0 || s[13] != ':')
+		return -EINVAL;
+	int min = fixed_digits(s + 14, 2);
+	if (min < 0 || s[16] != ':')
+		return -EINVAL;
+	int sec = fixed_digits(s + 17, 2);
+	if (sec < 0 || mon < 1 || mon > 12 || mday < 1 || mday > 31 || hour > 23 || min > 59 ||
+	    sec > 60)
+		return -EINVAL;
+	const char *p = s + 19;
 	long nsec = 0;
 	if (*p == '.') {
 		p++;
@@ -158,20 +195,19 @@ int gcs_parse_rfc3339(const char *s, struct timespec *ts)
 	if (*p == 'Z' || *p == 'z') {
 		p++;
 	} else if (*p == '+' || *p == '-') {
-		int oh, om, n2 = 0;
-		if (sscanf(p + 1, "%2d:%2d%n", &oh, &om, &n2) != 2 || n2 != 5)
+		int oh = fixed_digits(p + 1, 2);
+		int om = oh < 0 || p[3] != ':' ? -1 : fixed_digits(p + 4, 2);
+		if (om < 0 || oh > 23 || om > 59)
 			return -EINVAL;
 		offset = (oh * 3600L + om * 60L) * (*p == '+' ? 1 : -1);
-		p += 1 + n2;
+		p += 6;
 	} else {
 		return -EINVAL;
 	}
 	if (*p)
 		return -EINVAL;
-	tm.tm_year -= 1900;
-	tm.tm_mon -= 1;
-	time_t t = timegm(&tm);
-	ts->tv_sec = t - offset;
+	long days = days_since_epoch(year, mon, mday);
+	ts->tv_sec = (time_t)(days * 86400L + hour * 3600L + min * 60L + sec - offset);
 	ts->tv_nsec = nsec;
 	return 0;
 }

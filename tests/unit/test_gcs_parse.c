@@ -6,8 +6,10 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "gcs/gcs.h"
 #include "gcs/json_arena.h"
@@ -211,6 +213,31 @@ static void test_name_check(void **state)
 	assert_int_equal(gcs_name_check("\xf4\x90\x80\x80", 4), -EINVAL); /* > U+10FFFF */
 }
 
+/* Every day from 1600 to 2400 (leap rules of 1700, 1900, 2000, 2100 included)
+ * agrees with the C library's timegm. */
+static void test_rfc3339_agrees_with_timegm(void **state)
+{
+	(void)state;
+	static const int mdays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+	for (int y = 1600; y <= 2400; y++) {
+		int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+		for (int m = 1; m <= 12; m++) {
+			int last = mdays[m - 1] + (m == 2 && leap);
+			for (int d = 1; d <= last; d++) {
+				char text[40];
+				snprintf(text, sizeof(text), "%04d-%02d-%02dT%02d:%02d:%02dZ", y, m, d,
+					 d % 24, (d * 7) % 60, (d * 13) % 60);
+				struct tm tm = {.tm_year = y - 1900, .tm_mon = m - 1, .tm_mday = d,
+						.tm_hour = d % 24, .tm_min = (d * 7) % 60,
+						.tm_sec = (d * 13) % 60};
+				struct timespec ts;
+				assert_int_equal(gcs_parse_rfc3339(text, &ts), 0);
+				assert_int_equal(ts.tv_sec, timegm(&tm));
+			}
+		}
+	}
+}
+
 static void test_rfc3339(void **state)
 {
 	(void)state;
@@ -226,7 +253,10 @@ static void test_rfc3339(void **state)
 	assert_int_equal(gcs_parse_rfc3339("2020-09-13T12:26:40.1234567891234Z", &ts), 0);
 	assert_int_equal(ts.tv_nsec, 123456789);
 	const char *bad[] = {"", "2020-13-01T00:00:00Z", "2020-01-01T00:00:00", "2020-01-01T00:00:00.Z",
-			     "2020-01-01T00:00:00Zjunk", "2020-01-01 00:00:00Z", "garbage"};
+			     "2020-01-01T00:00:00Zjunk", "2020-01-01 00:00:00Z", "garbage",
+			     " 2020-01-01T00:00:00Z", "2020-1-01T00:00:00Z", "+020-01-01T00:00:00Z",
+			     "2020-01-01T00:00:00+0200", "2020-01-01T00:00:00+02:", "2020-01-01T24:00:00Z",
+			     "2020-01-01T00:00"};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		assert_int_equal(gcs_parse_rfc3339(bad[i], &ts), -EINVAL);
 }
@@ -246,6 +276,7 @@ int main(void)
 		cmocka_unit_test(test_errno_table),
 		cmocka_unit_test(test_name_check),
 		cmocka_unit_test(test_rfc3339),
+		cmocka_unit_test(test_rfc3339_agrees_with_timegm),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
