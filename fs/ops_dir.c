@@ -36,8 +36,6 @@ struct dir_handle {
 	struct lister *lister;      /* pages fetched ahead; NULL before the first and after a failure */
 	char **seen;                /* names emitted, open addressing, for dedup */
 	size_t seen_cap, seen_n;
-	char *out;                  /* the reply being built, kept for the next readdir */
-	size_t out_cap;
 };
 
 /* Returns 1 if name was already there. */
@@ -179,7 +177,6 @@ static void dir_free(struct fs *fs, struct dir_handle *d)
 	}
 	free(d->ents);
 	free(d->seen);
-	free(d->out);
 	free(d->prefix);
 	free(d->next_token);
 	pthread_mutex_destroy(&d->lock);
@@ -205,13 +202,10 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	struct dir_handle *d = (struct dir_handle *)(uintptr_t)fi->fh;
 	size_t used = 0;
 	int rc = 0;
+	/* The reply's own buffer, not the handle's: once the kernel has it, the
+	 * directory may be closed and d freed while writev is still returning. */
+	char *out = xmalloc(size);
 	pthread_mutex_lock(&d->lock);
-	if (d->out_cap < size) {
-		free(d->out);
-		d->out = xmalloc(size);
-		d->out_cap = size;
-	}
-	char *out = d->out;
 	for (size_t k = (size_t)off;; k++) {
 		const char *name;
 		struct stat st;
@@ -287,12 +281,12 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		}
 		used += n;
 	}
-	/* Replied under d->lock: the next readdir of this handle reuses out. */
+	pthread_mutex_unlock(&d->lock); /* before the reply, after which d may be gone */
 	if (rc < 0 && used == 0)
 		fuse_reply_err(req, -rc);
 	else
 		fuse_reply_buf(req, out, used);
-	pthread_mutex_unlock(&d->lock);
+	free(out);
 }
 
 void fs_op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,

@@ -299,7 +299,8 @@ void fs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	}
 	struct gcs_error e = {0};
 	struct reader_view v;
-	int rc = reader_view(h->reader, size, (uint64_t)off, &v, &e);
+	struct reader *r = h->reader;
+	int rc = reader_view(r, size, (uint64_t)off, &v, &e);
 	if (rc < 0) {
 		rc = fs_gcs_fail("read", &e);
 		if (rc == -ESTALE) {
@@ -311,8 +312,10 @@ void fs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		fuse_reply_err(req, -rc);
 		return;
 	}
+	/* After the reply the file may be closed and h freed: only r, which
+	 * waits for this view's pins, is used from here on. */
 	reply_view(req, &v);
-	reader_view_done(h->reader, &v);
+	reader_view_done(r, &v);
 }
 
 void fs_op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,

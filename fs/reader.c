@@ -517,11 +517,17 @@ int reader_view(struct reader *r, size_t len, uint64_t off, struct reader_view *
 
 void reader_view_done(struct reader *r, struct reader_view *v)
 {
-	pthread_mutex_lock(&r->lock);
+	int pinned = 0;
 	for (int k = 0; k < v->n; k++)
-		if (v->span[k].seg && --v->span[k].seg->pins == 0)
-			pthread_cond_broadcast(&r->changed);
-	pthread_mutex_unlock(&r->lock);
+		pinned |= v->span[k].seg != NULL;
+	/* Without a pin, r may be gone already (see reader.h): leave it alone. */
+	if (pinned) {
+		pthread_mutex_lock(&r->lock);
+		for (int k = 0; k < v->n; k++)
+			if (v->span[k].seg && --v->span[k].seg->pins == 0)
+				pthread_cond_broadcast(&r->changed);
+		pthread_mutex_unlock(&r->lock);
+	}
 	free(v->own);
 	memset(v, 0, sizeof(*v));
 }

@@ -93,7 +93,12 @@ struct reader_view {
 /* Up to len bytes at off. On error nothing is held. */
 int reader_view(struct reader *r, size_t len, uint64_t off, struct reader_view *v,
 		struct gcs_error *e);
-/* Unpin the view's segments; v is empty afterwards. */
+/*
+ * Unpin the view's segments; v is empty afterwards. Once a read is replied
+ * to, its file may be closed and its handle freed at once: the caller keeps
+ * r from before the reply, and reader_free waits for the pins, so r outlives
+ * a view that pins it (a view without pins does not touch r).
+ */
 void reader_view_done(struct reader *r, struct reader_view *v);
 
 #endif

@@ -10,6 +10,7 @@ counts come from the emulator's /_emu/ counters.
 import errno
 import os
 import subprocess
+import threading
 
 import pytest
 
@@ -179,3 +180,31 @@ def test_negative_ttl_zero_turns_it_off(bucket, mount_factory, tmp_path):
     os.mkdir(m.p("d"))
     bucket.put("run/d/x", b"x")
     assert os.path.exists(m.p("d", "x"))
+
+
+def test_listings_answered_as_directories_close(bucket, mount_factory):
+    """readdir's reply lets the program close the directory at once: the release
+    can run while the thread that answered is still finishing. Many short
+    listings make that window common; the mount must outlive it."""
+    for i in range(40):
+        bucket.put("run/d/f%02d" % i, b"x")
+    m = mount_factory(bucket, "run")
+    want = sorted("f%02d" % i for i in range(40))
+    errors = []
+
+    def worker():
+        for _ in range(60):
+            try:
+                got = sorted(os.listdir(m.p("d")))
+            except OSError as e:
+                errors.append(str(e))
+                return
+            if got != want:
+                errors.append("listed %d names" % len(got))
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []      # and the mount's exit status, checked at teardown
