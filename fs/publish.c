@@ -175,6 +175,7 @@ void writer_stream(struct writer *w)
 				w->sent_crc = crc;
 				writer_save(w);
 				writer_pending_sub(w, persisted - from);
+				spool_settle(w->fd, base + persisted);
 			}
 		}
 		w->busy = 0;

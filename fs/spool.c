@@ -227,6 +227,14 @@ int spool_save(const struct spool *s, const char *id, const struct spool_state *
 	return rc;
 }
 
+void spool_settle(int fd, uint64_t end)
+{
+	/* DONTNEED starts writeback of dirty pages in the range and drops the
+	 * clean ones; a failure costs memory only. */
+	if (end > 0)
+		(void)posix_fadvise(fd, 0, (off_t)end, POSIX_FADV_DONTNEED);
+}
+
 void spool_remove(const struct spool *s, const char *id)
 {
 	char path[4096];

@@ -47,6 +47,15 @@ void spool_close(struct spool *s);
 int spool_create(struct spool *s, char *id, size_t idlen, int *fd);
 /* Write the journal of entry id. 0 or -errno. */
 int spool_save(const struct spool *s, const char *id, const struct spool_state *st);
+/*
+ * The server now holds a data file's bytes before `end`: let the page cache
+ * go of them. Pages already written out are dropped, the rest are written
+ * out now and dropped by a later call, so a file streamed for gigabytes
+ * holds about a chunk or two of page cache, not its size (which a pod's
+ * memory limit counts). The bytes stay in the file; reading them back
+ * reads the disk.
+ */
+void spool_settle(int fd, uint64_t end);
 /* Remove both files of an entry. */
 void spool_remove(const struct spool *s, const char *id);
 

@@ -44,6 +44,51 @@ def test_streams_while_writing(bucket, mount_factory):
     assert st.get("upload.chunk", 0) >= 10
 
 
+def _resident_bytes(path):
+    """Bytes of path in the page cache (mincore over a copy-on-write mapping that
+    is never written, so its pages are the file's)."""
+    import ctypes
+    import mmap
+    size = os.path.getsize(path)
+    if size == 0:
+        return 0
+    libc = ctypes.CDLL(None, use_errno=True)
+    page = mmap.PAGESIZE
+    with open(path, "rb") as f:
+        mm = mmap.mmap(f.fileno(), size, access=mmap.ACCESS_COPY)
+        try:
+            first = ctypes.c_char.from_buffer(mm)
+            base = ctypes.addressof(first)
+            del first
+            vec = (ctypes.c_ubyte * ((size + page - 1) // page))()
+            if libc.mincore(ctypes.c_void_p(base), ctypes.c_size_t(size), vec) != 0:
+                raise OSError(ctypes.get_errno(), "mincore")
+            return sum(v & 1 for v in vec) * page
+        finally:
+            mm.close()
+
+
+def test_streamed_bytes_leave_the_page_cache(bucket, mount_factory):
+    """Bytes the server confirmed are let go from the spool's page cache (written
+    out, then dropped), so a long streamed file holds a few chunks of memory, not its
+    size: a pod's memory limit counts page cache."""
+    m = mount_factory(bucket, "run", opts=["chunk_size=4M"])
+    data = os.urandom(64 << 20)
+    bucket.reset_stats()
+    with open(m.p("big.bin"), "wb") as f:
+        f.write(data)
+        f.flush()
+        wait_for(lambda: bucket.stats()["requests"].get("upload.chunk", 0) >= 15,
+                 what="chunks uploaded before close")
+        spooled = [os.path.join(m.spool, d, n) for d in os.listdir(m.spool)
+                   if os.path.isdir(os.path.join(m.spool, d))
+                   for n in os.listdir(os.path.join(m.spool, d)) if n.endswith(".data")]
+        assert len(spooled) == 1, spooled
+        resident = _resident_bytes(spooled[0])
+        assert resident < 32 << 20, resident
+    assert bucket.get("run/big.bin") == data
+
+
 def test_fsync_then_write_then_close(bucket, mnt):
     a, b = os.urandom(3 << 20), os.urandom(5 << 20)
     with open(mnt.p("f"), "wb") as f:
