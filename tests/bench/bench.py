@@ -14,6 +14,7 @@ Environment (all optional):
   BENCH_ONLY=1,2,...   figures to run (1..7); BENCH_TOOLS=curl,gcsmount,rclone
   BENCH_DIR=/var/tmp/gcsmount-bench   emulator root, source files, mounts; the
                        prepared listings (bucket "prep") are kept there across runs
+  BENCH_LS_LATENCY_MS=50   server latency per list page in figure 4b
   BENCH_FILE_MB, BENCH_LS_FILES, BENCH_STAT_FILES, BENCH_CP_FILES, BENCH_CP_KB,
   BENCH_WRITERS=16, BENCH_RANDREAD_SECONDS, BENCH_TIMEOUT=600 (per step)
   BENCH_GCSMOUNT_OPTS  extra -o options for gcsmount; BENCH_RCLONE_OPTS extra flags
@@ -57,6 +58,9 @@ class Config:
         self.rand_seconds = max(2, num("BENCH_RANDREAD_SECONDS", int(round(20 * s))))
         self.rand_default_n = 2000
         self.ls_files = max(10, num("BENCH_LS_FILES", int(round(10000 * s))))
+        # What a list page costs GCS to answer from far away, which the emulator on the
+        # same machine does not: for figure 4b.
+        self.ls_latency_ms = max(0.0, num("BENCH_LS_LATENCY_MS", 50.0, float))
         self.stat_files = max(10, num("BENCH_STAT_FILES", int(round(1000 * s))))
         self.cp_files = max(10, num("BENCH_CP_FILES", int(round(2000 * s))))
         self.cp_size = num("BENCH_CP_KB", 64) * 1024
@@ -89,6 +93,9 @@ def make_rows(c):
           "higher", "3. random 4K reads"),
         R("4", "4. ls -l of %s objects, cold" % human(c.ls_files), "s", "lower",
           "4. ls -l %s" % human(c.ls_files)),
+        R("4b", "4b. ls -l of %s objects, cold, %g ms per list request"
+          % (human(c.ls_files), c.ls_latency_ms), "s", "lower",
+          "4b. ls -l, %g ms server" % c.ls_latency_ms),
         R("5a", "5a. stat %s files, first pass (cold)" % human(c.stat_files), "s", "lower",
           "5a. stat cold"),
         R("5b", "5b. stat %s files, second pass (warm)" % human(c.stat_files), "s", "lower",
@@ -123,6 +130,14 @@ NOTES = [
     "**4** mounts: `ls -l` of the mount's root, fresh mount, caches dropped; curl: the "
     "same listing page by page (maxResults=1000, delimiter=/, and the `fields=` selection "
     "gcsmount asks for, so the floor fetches what gcsmount fetches), http.client keep-alive.",
+    "**4b** as 4, with every objects.list answered late by the milliseconds the row names "
+    "(BENCH_LS_LATENCY_MS; the emulator's stall fault, for the floor and the mounts alike): the round trip and the server's time that "
+    "a real bucket adds to each page, which the emulator on the same machine does not.",
+    "**4 bound**: `ls -l` over memfs (`tests/bench/memfs.c`, built by the benchmark), a "
+    "FUSE filesystem that answers the same names from memory with readdirplus as gcsmount "
+    "does: alone, and started together with the floor's listing. Together is the least "
+    "any FUSE mount could take on this machine: it must fetch the same pages and pay the "
+    "kernel's and ls's share too, and here all of them share the CPUs.",
     "**5** mounts: os.stat of every file by name (no readdir first), twice on one mount; "
     "5a is the first pass after mounting, 5b the second. curl: one objects.get per file "
     "on one keep-alive connection for each pass (no cache exists at that level).",
@@ -143,6 +158,7 @@ FIGURES = [
     ("2", wl.seq_read, ("2", "7b"), None, "short_runs"),
     ("3", wl.rand_read, ("3",), ("gcsmount", "rclone", "curl"), "runs"),
     ("4", wl.list_dir, ("4",), None, "short_runs"),
+    ("4b", wl.list_dir_far, ("4b",), None, "runs"),
     ("5", wl.stat_files, ("5a", "5b"), None, "runs"),
     ("6", wl.copy_tree, ("6",), None, "runs"),
     ("7", wl.concurrent_writes, ("7c", "7d", "7e"), None, "conc_runs"),
@@ -209,7 +225,7 @@ def prepare(B):
         for i in range(c.cp_files):
             with open(os.path.join(B.small_dir, "f%05d" % i), "wb") as f:
                 f.write(os.urandom(c.cp_size))
-    if c.wants("4"):
+    if c.wants("4") or c.wants("4b"):
         prepare_listing(B, B.ls_prefix, c.ls_files)
     if c.wants("5"):
         prepare_listing(B, B.stat_prefix, c.stat_files)
@@ -341,13 +357,17 @@ def main():
             speed = "failed: %s" % e
         print("\n=== Emulator speed with curl (what the server can do, not a result): %s\n"
               % speed, flush=True)
-        other = {}
+        other, bound = {}, None
         for fig, fn, keys, order, runs_attr in FIGURES:
             if not c.wants(fig):
                 continue
             log("figure %s: %s" % (fig, by_key[keys[0]].label))
             ol = OtherLoad([B.emu.pid])
             run_figure(B, fig, fn, keys, order, getattr(c, runs_attr), by_key, tools)
+            if fig == "4":
+                log("figure 4's bound: ls -l over memfs, alone and with the floor's listing")
+                bound = wl.listing_bound(B, c.short_runs)
+                log("  %s" % report.bound_summary(bound))
             other[fig] = ol.fraction()
             if other[fig] > 0.15:
                 log("WARNING: other processes used %.0f%% of the machine's CPU during "
@@ -361,10 +381,11 @@ def main():
         out_dir = os.path.dirname(os.path.abspath(c.out))
         png = os.path.join(out_dir, "results.png")
         drawn = report.chart(png, shown, c.bench_dir)
+        sections = [report.bound_section(bound, by_key["4"], c.ls_files)] if bound else []
         report.write_markdown(c.out, meta, shown, os.path.basename(png) if drawn else None,
-                              NOTES)
+                              NOTES, sections)
         report.write_json(os.path.join(out_dir, "results.json"), meta, shown,
-                          {"rand_count_gcsmount": B.rand_count})
+                          {"rand_count_gcsmount": B.rand_count, "figure_4_bound": bound})
         log("wrote %s%s" % (c.out, " and " + png if drawn else ""))
     except KeyboardInterrupt:
         log("interrupted; cleaning up")

@@ -10,11 +10,13 @@ import os
 import random
 import re
 import shutil
+import statistics
+import subprocess
 import time
 from collections import Counter
 
 from infra import (GiB, Failed, children_cpu, drop_caches, free_bytes, proc_cpu,
-                   run_timed, spawn, wait_all, warm_file)
+                   run_timed, spawn, stop_process, unmount, wait_all, warm_file)
 
 MB = 1e6                      # throughput is reported in MB/s = 10^6 bytes/s
 WORK, PREP = "work", "prep"   # work: wiped each invocation; prep: listings kept on disk
@@ -245,28 +247,114 @@ GCSMOUNT_LIST_FIELDS = ("nextPageToken,prefixes,items(name,size,generation,metag
                         "componentCount,crc32c,updated,metadata)")
 
 def list_dir(B, tool, run):
-    n, prefix = B.cfg.ls_files, B.ls_prefix
-    if not tool.is_mount:
-        win = Window(B)
-        count, token = 0, None
-        while True:
-            page = B.api.list_page(PREP, prefix + "/", token, delimiter="/",
-                                   fields=GCSMOUNT_LIST_FIELDS)
-            count += len(page.get("items", [])) + len(page.get("prefixes", []))
-            token = page.get("nextPageToken")
-            if not token:
-                break
-        win.stop()
-    else:
-        with tool.mounted(B, PREP, prefix, "meta") as m:
-            drop_caches()
-            win = Window(B, m.pid)
-            _, p, _ = run_timed(["ls", "-l", m.path], B.cfg.timeout)
+    return listing(B, tool, "4", 0.0)
+
+
+def list_dir_far(B, tool, run):
+    return listing(B, tool, "4b", B.cfg.ls_latency_ms / 1000.0)
+
+
+def far_lists(B, seconds):
+    """From now on every objects.list waits `seconds` before it is answered (0: none)."""
+    B.api.json("DELETE", "/_emu/faults")
+    if seconds > 0:
+        B.api.json("POST", "/_emu/faults",
+                   [{"kind": "object.list", "action": "stall-%gs" % seconds, "count": -1}])
+
+
+def floor_listing(B):
+    """The listing page by page, no filesystem in between: the number of entries."""
+    count, token = 0, None
+    while True:
+        page = B.api.list_page(PREP, B.ls_prefix + "/", token, delimiter="/",
+                               fields=GCSMOUNT_LIST_FIELDS)
+        count += len(page.get("items", [])) + len(page.get("prefixes", []))
+        token = page.get("nextPageToken")
+        if not token:
+            return count
+
+
+def listing(B, tool, key, latency):
+    n = B.cfg.ls_files
+    try:
+        if not tool.is_mount:
+            far_lists(B, latency)
+            win = Window(B)
+            count = floor_listing(B)
             win.stop()
-            count = sum(1 for ln in p.stdout.splitlines() if not ln.startswith("total "))
+        else:
+            with tool.mounted(B, PREP, B.ls_prefix, "meta") as m:
+                far_lists(B, latency)       # after mounting: the listing only
+                drop_caches()
+                win = Window(B, m.pid)
+                _, p, _ = run_timed(["ls", "-l", m.path], B.cfg.timeout)
+                win.stop()
+                far_lists(B, 0)
+                count = sum(1 for ln in p.stdout.splitlines() if not ln.startswith("total "))
+    finally:
+        far_lists(B, 0)
     if count != n:
         raise Failed("listed %d entries of %d" % (count, n))
-    return result({"4": win.dt}, win, "4")
+    return result({key: win.dt}, win, key)
+
+
+def memfs_binary(out_dir):
+    """tests/bench/memfs.c built into out_dir; None (and why) when it cannot be built."""
+    out = os.path.join(out_dir, "memfs")
+    src = os.path.join(os.path.dirname(os.path.abspath(__file__)), "memfs.c")
+    flags = subprocess.run(["pkg-config", "--cflags", "--libs", "fuse3"],
+                           capture_output=True, text=True)
+    if flags.returncode != 0:
+        return None, "pkg-config fuse3: " + flags.stderr.strip()
+    p = subprocess.run(["cc", "-O2", "-std=c11", "-D_GNU_SOURCE", "-Wall", "-Wextra",
+                        "-Werror", "-o", out, src] + flags.stdout.split(),
+                       capture_output=True, text=True)
+    if p.returncode != 0:
+        return None, "cc memfs.c: " + p.stderr.strip()[:300]
+    return out, None
+
+
+def listing_bound(B, runs):
+    """Figure 4's yardstick: `ls -l` over memfs (the same number of names, answered from
+    memory) alone, then at the same time as the floor's listing; the floor alone for the
+    ratios.  No FUSE mount can list faster than the last of these on this machine: it has
+    to fetch the pages and pay the kernel's and ls's share as well."""
+    binary, why = memfs_binary(B.bench_dir)
+    if binary is None:
+        return {"error": why}
+    mnt = os.path.join(B.bench_dir, "mounts", "memfs")
+    os.makedirs(mnt, exist_ok=True)
+    proc = spawn([binary, str(B.cfg.ls_files), mnt])
+    out = {"floor": [], "memfs": [], "together": []}
+    try:
+        for _ in range(50):
+            if os.path.ismount(mnt):
+                break
+            if proc.poll() is not None:
+                return {"error": "memfs exited: " + proc.stderr.read().decode()[-300:]}
+            time.sleep(0.1)
+        else:
+            return {"error": "memfs did not mount"}
+        for _ in range(runs):
+            t0 = time.perf_counter()
+            if floor_listing(B) != B.cfg.ls_files:
+                raise Failed("the floor's listing is short")
+            out["floor"].append(time.perf_counter() - t0)
+            drop_caches()
+            out["memfs"].append(run_timed(["ls", "-l", mnt], B.cfg.timeout)[0])
+            drop_caches()
+            t0 = time.perf_counter()
+            ls = subprocess.Popen(["ls", "-l", mnt], stdout=subprocess.DEVNULL,
+                                  start_new_session=True)
+            try:
+                floor_listing(B)
+            finally:
+                ls.wait(B.cfg.timeout)
+            out["together"].append(time.perf_counter() - t0)
+    finally:
+        unmount(mnt)
+        stop_process(proc)
+    return {k: statistics.median(v) for k, v in out.items()}
 
 
 # ---------------------------------------------------------------- 5: stat, first pass and warm
