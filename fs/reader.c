@@ -224,6 +224,12 @@ static void budget_give(struct prefetcher *pf, size_t len)
 	pthread_mutex_unlock(&pf->lock);
 }
 
+/* The window a sequential read starts with: 1 MiB, or read_ahead if smaller. */
+static size_t first_window(const struct reader *r)
+{
+	return r->max_window < FIRST_WINDOW ? r->max_window : FIRST_WINDOW;
+}
+
 struct reader *reader_new(struct prefetcher *pf, struct gcs_client *gcs, const char *object,
 			  int64_t generation, uint64_t size, size_t max_window)
 {
@@ -236,7 +242,7 @@ struct reader *reader_new(struct prefetcher *pf, struct gcs_client *gcs, const c
 	r->generation = generation;
 	r->size = size;
 	r->max_window = max_window < MIN_FETCH ? MIN_FETCH : max_window;
-	r->window = FIRST_WINDOW;
+	r->window = first_window(r);
 	r->rand_fetch = MIN_FETCH;
 	r->keep_off = UINT64_MAX;
 	return r;
@@ -401,7 +407,7 @@ int reader_view(struct reader *r, size_t len, uint64_t off, struct reader_view *
 	r->streak = sequential;
 	if (!sequential) {
 		/* A seek: the window starts again; what is fetched stays until evicted. */
-		r->window = FIRST_WINDOW;
+		r->window = first_window(r);
 		r->ahead = off;
 	} else if (off > slack) {
 		seg_drop_behind(r, off - slack);

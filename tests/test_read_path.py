@@ -276,6 +276,25 @@ def test_long_sequential_read_fetches_whole_segments(bucket, mount_factory):
     assert media <= 20, media
 
 
+def test_small_read_ahead_bounds_the_first_window(bucket, mount_factory):
+    """read_ahead below the first window's 1 MiB is the window from the start: the
+    first read of a file fetches what it asked for (at least 128 KiB) and read_ahead
+    more, not 1 MiB. O_DIRECT keeps the kernel's own read-ahead out of the count."""
+    data = os.urandom(16 << 20)
+    bucket.put("run/ra.bin", data)
+    m = mount_factory(bucket, "run", opts=["read_ahead=128K"])
+    os.stat(m.p("ra.bin"))
+    bucket.reset_stats()
+    fd = os.open(m.p("ra.bin"), os.O_RDONLY | os.O_DIRECT)
+    try:
+        assert os.read(fd, 64 << 10) == data[:64 << 10]
+        time.sleep(0.5)             # what was started finishes
+    finally:
+        os.close(fd)
+    out = bucket.stats()["bytes_out"]
+    assert out <= (256 << 10) + 4096, out
+
+
 def test_reads_answered_as_files_close(bucket, mount_factory):
     """A read's reply lets the program close its file at once: the release can run
     while the thread that answered is still finishing the read. Many short-lived
