@@ -7,11 +7,11 @@
  * 1 MiB (read_ahead if that is smaller) and doubles up to read_ahead, cut
  * into segments of at most 8 MiB that prefetch threads fetch at once, each
  * on its own kept-alive connection; it is topped up half a window (at most
- * a segment) at a time, never by the size of each read. A seek resets the window; a random read
- * fetches what is asked, rounded up to 128 KiB while the extra serves later
- * reads, less (down to 4 KiB) while it does not. Prefetch memory across all
- * readers is capped by a global budget: past it, nothing more is fetched
- * ahead and reads fetch just what they need.
+ * a segment) at a time, never by the size of each read. A seek resets the
+ * window; a random read fetches what is asked, rounded up to 128 KiB while
+ * the extra serves later reads, less (down to 4 KiB) while it does not.
+ * Prefetch memory across all readers is capped by a global budget: past
+ * it, nothing more is fetched ahead and reads fetch just what they need.
  *
  * r->lock guards the segments and the window; a prefetch thread takes it
  * to publish how far its segment has arrived, and a read uses those bytes
