@@ -113,6 +113,24 @@ def test_list_paging_counts_prefixes(bucket):
     assert [i["name"] for i in items] == sorted(TREE)
 
 
+def test_list_token_before_items(bucket):
+    """A page is written in the order the reference gives the resource's fields
+    (kind, nextPageToken, prefixes, items), with or without fields=."""
+    for n in TREE:
+        bucket.put(n, b"x")
+    for fields in (None, "items(name),prefixes,nextPageToken"):
+        q = {"delimiter": "/", "maxResults": 2}
+        if fields:
+            q["fields"] = fields
+        st, _, body = http("GET", "%s/storage/v1/b/%s/o?%s" % (bucket.base, bucket.bucket,
+                                                                urlencode(q)))
+        assert st == 200
+        keys = list(json.loads(body, object_pairs_hook=lambda kv: kv))
+        top = [k for k, _ in keys]
+        want = ["kind", "nextPageToken", "prefixes", "items"]
+        assert top == [k for k in want if k in top] and "nextPageToken" in top, top
+
+
 @pytest.mark.slow
 def test_list_ten_thousand_objects(bucket):
     conn = bucket.connection()

@@ -174,13 +174,17 @@ def object_list(h, bucket):
         max_results=max_results, start_name=start_name,
         start_offset=q.get("startOffset") or None, end_offset=q.get("endOffset") or None,
         include_trailing=trailing)
+    # In the order the reference gives the resource's fields (kind,
+    # nextPageToken, prefixes, items): the token before the items, so a
+    # client can ask for the next page before it reads them. JSON leaves the
+    # order free; clients must not depend on it, and gcsmount does not.
     out = {"kind": "storage#objects"}
+    if nxt is not None:
+        out["nextPageToken"] = _token_encode(nxt)
     if prefixes:
         out["prefixes"] = prefixes
     if items:
         out["items"] = [object_resource(r, bucket, h.base) for r in items]
-    if nxt is not None:
-        out["nextPageToken"] = _token_encode(nxt)
     return 200, out, {}
 
 
