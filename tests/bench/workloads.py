@@ -259,7 +259,7 @@ def far_lists(B, seconds):
     B.api.json("DELETE", "/_emu/faults")
     if seconds > 0:
         B.api.json("POST", "/_emu/faults",
-                   [{"kind": "object.list", "action": "stall-%gs" % seconds, "count": -1}])
+                   [{"kind": "object.list", "action": "stall-%.6fs" % seconds, "count": -1}])
 
 
 def floor_listing(B):
@@ -289,7 +289,6 @@ def listing(B, tool, key, latency):
                 win = Window(B, m.pid)
                 _, p, _ = run_timed(["ls", "-l", m.path], B.cfg.timeout)
                 win.stop()
-                far_lists(B, 0)
                 count = sum(1 for ln in p.stdout.splitlines() if not ln.startswith("total "))
     finally:
         far_lists(B, 0)
@@ -322,6 +321,13 @@ def listing_bound(B, runs):
     binary, why = memfs_binary(B.bench_dir)
     if binary is None:
         return {"error": why}
+    try:
+        return measure_bound(B, binary, runs)
+    except Failed as e:
+        return {"error": str(e)}
+
+
+def measure_bound(B, binary, runs):
     mnt = os.path.join(B.bench_dir, "mounts", "memfs")
     os.makedirs(mnt, exist_ok=True)
     proc = spawn([binary, str(B.cfg.ls_files), mnt])
@@ -351,6 +357,8 @@ def listing_bound(B, runs):
             finally:
                 ls.wait(B.cfg.timeout)
             out["together"].append(time.perf_counter() - t0)
+            if ls.returncode != 0:
+                raise Failed("ls -l over memfs exited with status %d" % ls.returncode)
     finally:
         unmount(mnt)
         stop_process(proc)
