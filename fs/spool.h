@@ -9,10 +9,14 @@
  *   ID.journal its journal: object name, the generation and size already
  *              published, the resumable session and what the server
  *              confirmed of it, whether a close/fsync had begun.
- * The journal is replaced atomically (write, rename) at each state change;
- * neither file is fsynced: the kernel keeps both across a crash of the
- * process (kill -9, OOM), which is what the spool is for, and a pod whose
- * node dies loses its local disk anyway.
+ * The journal is rewritten at each state change, atomically for a process
+ * that dies: in place with one write when it fits a page (it does unless
+ * names and session URIs are near their limits), else by rename. Its last
+ * line carries a CRC32C of the others, so a rewrite seen half done (by the
+ * status page, while the writer works) is refused, not misread. Neither
+ * file is fsynced: the kernel keeps both across a crash of the process
+ * (kill -9, OOM), which is what the spool is for, and a pod whose node dies
+ * loses its local disk anyway.
  */
 #ifndef GCSMOUNT_SPOOL_H
 #define GCSMOUNT_SPOOL_H

@@ -58,6 +58,39 @@ static void test_text_bad(void **state)
 	}
 }
 
+/* The end line: what follows it is ignored, a sum that does not match is refused,
+ * and a journal of an older version (no end line) still reads. */
+static void test_text_end_line(void **state)
+{
+	(void)state;
+	struct spool_state st = {.object = "run/x", .base_size = 42, .closing = 1};
+	char *text = spool_state_to_text(&st);
+	size_t len = strlen(text);
+	assert_memory_equal(text + len - 14, "\nend ", 5);
+	char b[512];
+	/* A longer journal's end left behind the rewrite, NUL bytes included. */
+	memcpy(b, text, len);
+	memcpy(b + len, "sent 99\0\0closing 0\n", 20);
+	struct spool_state back;
+	assert_int_equal(spool_state_from_text(b, len + 20, &back), 0);
+	assert_true(back.base_size == 42 && back.sent == 0 && back.closing);
+	spool_state_clear(&back);
+	/* Caught half rewritten: another journal's first bytes before this end line. */
+	memcpy(b, text, len);
+	b[len - 20] ^= 1;
+	assert_int_equal(spool_state_from_text(b, len, &back), -EINVAL);
+	/* A bad digit in the sum. */
+	memcpy(b, text, len);
+	b[len - 2] = 'g';
+	assert_int_equal(spool_state_from_text(b, len, &back), -EINVAL);
+	/* Without the end line: an older version's journal. */
+	const char *old = "gcsmount-journal 1\nobject run/y\nclosing 1\n";
+	assert_int_equal(spool_state_from_text(old, strlen(old), &back), 0);
+	assert_string_equal(back.object, "run/y");
+	spool_state_clear(&back);
+	free(text);
+}
+
 static int seen;
 static void on_entry(void *arg, const char *id, struct spool_state *st, int fd)
 {
@@ -118,11 +151,72 @@ static void test_entries_on_disk(void **state)
 	rmdir(root);
 }
 
+/* A journal rewritten shorter in place reads as the new one; one longer than a page
+ * goes by rename and reads back whole. arg: the session expected, or NULL. */
+static int seen_sent = -1;
+static void on_state(void *arg, const char *id, struct spool_state *st, int fd)
+{
+	(void)id;
+	close(fd);
+	seen_sent = (int)st->sent;
+	if (arg)
+		assert_string_equal(st->session, (const char *)arg);
+	else
+		assert_null(st->session);
+	spool_state_clear(st);
+}
+
+static void test_rewritten_in_place(void **state)
+{
+	(void)state;
+	char root[] = "/tmp/gcsmount-test-spool-XXXXXX";
+	assert_non_null(mkdtemp(root));
+	struct spool s;
+	assert_int_equal(spool_open(&s, root, "k"), 0);
+	char id[96];
+	int fd;
+	assert_int_equal(spool_create(&s, id, sizeof(id), &fd), 0);
+	close(fd);
+	struct spool_state st = {.object = "run/x", .sent = 7,
+				 .session = "http://h/upload?upload_id=a-long-session-id-0123456789",
+				 .session_object = "run/x"};
+	assert_int_equal(spool_save(&s, id, &st), 0);
+	st.session = st.session_object = NULL;
+	st.sent = 3;
+	assert_int_equal(spool_save(&s, id, &st), 0);
+	char path[4200];
+	struct stat sb;
+	snprintf(path, sizeof(path), "%s/%s.journal", s.dir, id);
+	assert_int_equal(stat(path, &sb), 0);
+	char *text = spool_state_to_text(&st);
+	assert_true((size_t)sb.st_size > strlen(text)); /* the old end is still there */
+	free(text);
+	assert_int_equal(spool_scan(&s, on_state, NULL), 1);
+	assert_int_equal(seen_sent, 3);
+	/* Past a page: by rename, whole. */
+	char *long_uri = malloc(5000);
+	memset(long_uri, 'u', 4999);
+	long_uri[4999] = '\0';
+	st.session = long_uri;
+	st.session_object = "run/x";
+	st.sent = 5;
+	assert_int_equal(spool_save(&s, id, &st), 0);
+	assert_int_equal(spool_scan(&s, on_state, long_uri), 1);
+	assert_int_equal(seen_sent, 5);
+	free(long_uri);
+	spool_remove(&s, id);
+	rmdir(s.dir);
+	spool_close(&s);
+	rmdir(root);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_text_round_trip),
 		cmocka_unit_test(test_text_bad),
+		cmocka_unit_test(test_text_end_line),
+		cmocka_unit_test(test_rewritten_in_place),
 		cmocka_unit_test(test_entries_on_disk),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
