@@ -73,8 +73,8 @@ static char *rel_path(struct fs *fs, const char *object)
 }
 
 /* An entry's journal, and when it was last written. 0 or -errno. */
-static int read_journal(const char *dir, const char *id, struct spool_state *st,
-			struct timespec *mtime)
+static int read_journal_once(const char *dir, const char *id, struct spool_state *st,
+			     struct timespec *mtime)
 {
 	char path[4096];
 	snprintf(path, sizeof(path), "%s/%s.journal", dir, id);
@@ -99,6 +99,15 @@ static int read_journal(const char *dir, const char *id, struct spool_state *st,
 	}
 	free(text);
 	return rc;
+}
+
+/* The writer may be rewriting it as it is read: a journal seen half written
+ * reads as invalid, and the next look finds it whole. */
+static int read_journal(const char *dir, const char *id, struct spool_state *st,
+			struct timespec *mtime)
+{
+	int rc = read_journal_once(dir, id, st, mtime);
+	return rc == -EINVAL ? read_journal_once(dir, id, st, mtime) : rc;
 }
 
 static uint64_t unpublished(uint64_t size, uint64_t base_size, int staged)

@@ -73,15 +73,16 @@ int spool_create(struct spool *s, char *id, size_t idlen, int *fd)
 /*
  * The journal is "key value" lines. Values run to the end of their line:
  * object names cannot hold CR or LF (GCS refuses them) and neither can a
- * session URI, so no escaping is needed. The last line is "end" and the
- * CRC32C of the lines before it: the journal is rewritten in place, so a
- * shorter one leaves the end of a longer one behind it (ignored), and a
- * reader that catches a rewrite half done sees a sum that does not match.
+ * session URI, so no escaping is needed. Since version 2 the last line is
+ * "end" and the CRC32C of the lines before it: the journal is rewritten in
+ * place, so a shorter one leaves the end of a longer one behind it
+ * (ignored), and a reader that catches a rewrite half done sees no end line
+ * or a sum that does not match. Version 1 (no end line) is still read.
  */
 char *spool_state_to_text(const struct spool_state *st)
 {
 	struct buf b = BUF_INIT;
-	buf_printf(&b, "gcsmount-journal 1\nobject %s\nbase_gen %" PRId64 "\nbase_size %" PRIu64
+	buf_printf(&b, "gcsmount-journal 2\nobject %s\nbase_gen %" PRId64 "\nbase_size %" PRIu64
 		   "\nstaged %d\nsent %" PRIu64 "\nclosing %d\nsymlink %d\n",
 		   st->object ? st->object : "", st->base_gen, st->base_size, !!st->staged, st->sent,
 		   !!st->closing, !!st->symlink);
@@ -120,7 +121,11 @@ static int parse_line(struct spool_state *st, const char *key, const char *v)
 	uint64_t n;
 	int rc = 0;
 	if (strcmp(key, "gcsmount-journal") == 0) {
-		rc = strcmp(v, "1") ? -EINVAL : 0;
+		/* 1: an older version's, ended by its file; 2: ended by its end line. */
+		if (strcmp(v, "1") == 0 || strcmp(v, "2") == 0)
+			st->version = v[0] - '0';
+		else
+			rc = -EINVAL;
 	} else if (strcmp(key, "object") == 0) {
 		free(st->object);
 		st->object = xstrdup(v);
@@ -179,7 +184,7 @@ static int end_line(const char *text, const char *p, const char *nl)
 int spool_state_from_text(const char *text, size_t len, struct spool_state *st)
 {
 	memset(st, 0, sizeof(*st));
-	int rc = 0, first = 1;
+	int rc = 0, first = 1, ended = 0;
 	const char *p = text, *end = text + len;
 	while (p < end && rc == 0) {
 		const char *nl = memchr(p, '\n', (size_t)(end - p));
@@ -187,10 +192,10 @@ int spool_state_from_text(const char *text, size_t len, struct spool_state *st)
 			rc = -EINVAL; /* a journal always ends its lines */
 			break;
 		}
-		/* A journal of an older version has no end line: its file ends it. */
-		int last = first ? 0 : end_line(text, p, nl);
+		int last = first || st->version != 2 ? 0 : end_line(text, p, nl);
 		if (last) {
 			rc = last < 0 ? last : 0;
+			ended = 1;
 			break;
 		}
 		char *line = xstrndup(p, (size_t)(nl - p));
@@ -210,7 +215,7 @@ int spool_state_from_text(const char *text, size_t len, struct spool_state *st)
 		p = nl + 1;
 	}
 	if (rc == 0 && (first || !st->object || !st->object[0] ||
-			(st->session && !st->session_object)))
+			(st->session && !st->session_object) || (st->version == 2 && !ended)))
 		rc = -EINVAL;
 	if (rc < 0)
 		spool_state_clear(st);

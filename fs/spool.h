@@ -25,6 +25,7 @@
 #include <stdint.h>
 
 struct spool_state {
+	int version;             /* of the journal read (written: the current one) */
 	char *object;            /* full object name */
 	int64_t base_gen;        /* generation published (0: none) */
 	uint64_t base_size;      /* bytes the object holds (the tail starts here) */

@@ -51,7 +51,8 @@ static void test_text_bad(void **state)
 			     "gcsmount-journal 1\nobject a\nsession s\n",
 			     "gcsmount-journal 1\nobject a\nclosing 2\n",
 			     "gcsmount-journal 1\nobject a", "gcsmount-journal 1\nnospace\n",
-			     "gcsmount-journal 1\nobject a\nmtime 5.12\n"};
+			     "gcsmount-journal 1\nobject a\nmtime 5.12\n",
+			     "gcsmount-journal 3\nobject a\n"};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		struct spool_state st;
 		assert_int_equal(spool_state_from_text(bad[i], strlen(bad[i]), &st), -EINVAL);
@@ -83,6 +84,9 @@ static void test_text_end_line(void **state)
 	memcpy(b, text, len);
 	b[len - 2] = 'g';
 	assert_int_equal(spool_state_from_text(b, len, &back), -EINVAL);
+	/* Cut before its end line, at a line's end: a rewrite read half done. */
+	const char *cut = strstr(text, "\nclosing");
+	assert_int_equal(spool_state_from_text(text, (size_t)(cut - text) + 1, &back), -EINVAL);
 	/* Without the end line: an older version's journal. */
 	const char *old = "gcsmount-journal 1\nobject run/y\nclosing 1\n";
 	assert_int_equal(spool_state_from_text(old, strlen(old), &back), 0);
