@@ -18,9 +18,47 @@
 #include "common/crc32c.h"
 #include "gcs/json_arena.h"
 
-static int get_u64(const cJSON *obj, const char *key, uint64_t *out)
+/* The members an object resource is read for: the first of each name, as
+ * cJSON_GetObjectItemCaseSensitive finds them, in one walk of the object
+ * (a lookup per member walked it once per member: most of an entry's cost). */
+struct members {
+	const cJSON *name, *size, *generation, *metageneration, *component_count, *crc32c,
+		*updated, *metadata;
+};
+
+static void take(const cJSON **slot, const cJSON *m, const char *key, const char *want)
 {
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+	if (!*slot && strcmp(key, want) == 0)
+		*slot = m;
+}
+
+static void find_members(const cJSON *j, struct members *f)
+{
+	memset(f, 0, sizeof(*f));
+	for (const cJSON *m = j->child; m; m = m->next) {
+		const char *k = m->string;
+		if (!k)
+			continue;
+		switch (k[0]) {
+		case 'n': take(&f->name, m, k, "name"); break;
+		case 's': take(&f->size, m, k, "size"); break;
+		case 'g': take(&f->generation, m, k, "generation"); break;
+		case 'm':
+			take(&f->metageneration, m, k, "metageneration");
+			take(&f->metadata, m, k, "metadata");
+			break;
+		case 'c':
+			take(&f->component_count, m, k, "componentCount");
+			take(&f->crc32c, m, k, "crc32c");
+			break;
+		case 'u': take(&f->updated, m, k, "updated"); break;
+		default: break;
+		}
+	}
+}
+
+static int get_u64(const cJSON *v, uint64_t *out)
+{
 	if (cJSON_IsString(v)) {
 		char *end;
 		errno = 0;
@@ -38,13 +76,17 @@ static int get_u64(const cJSON *obj, const char *key, uint64_t *out)
 	return -ENOENT;
 }
 
-static const char *get_str(const cJSON *obj, const char *key)
+static const char *str_of(const cJSON *v)
 {
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
 	return cJSON_IsString(v) ? v->valuestring : NULL;
 }
 
-static void parse_mtime(const cJSON *j, const cJSON *md, struct gcs_object *o)
+static const char *get_str(const cJSON *obj, const char *key)
+{
+	return str_of(cJSON_GetObjectItemCaseSensitive(obj, key));
+}
+
+static void parse_mtime(const cJSON *updated, const cJSON *md, struct gcs_object *o)
 {
 	const char *s;
 	if (md && (s = get_str(md, "mtime")) && gcs_parse_rfc3339(s, &o->mtime) == 0)
@@ -61,7 +103,7 @@ static void parse_mtime(const cJSON *j, const cJSON *md, struct gcs_object *o)
 	}
 	if (md && (s = get_str(md, "gcsfuse_mtime")) && gcs_parse_rfc3339(s, &o->mtime) == 0)
 		return;
-	if ((s = get_str(j, "updated")) && gcs_parse_rfc3339(s, &o->mtime) == 0)
+	if ((s = str_of(updated)) && gcs_parse_rfc3339(s, &o->mtime) == 0)
 		return;
 	o->mtime.tv_sec = 0;
 	o->mtime.tv_nsec = 0;
@@ -70,26 +112,28 @@ static void parse_mtime(const cJSON *j, const cJSON *md, struct gcs_object *o)
 static int object_from_json(const cJSON *j, struct gcs_object *o)
 {
 	memset(o, 0, sizeof(*o));
-	const char *name = get_str(j, "name");
-	if (!cJSON_IsObject(j) || !name)
+	if (!cJSON_IsObject(j))
+		return -EINVAL;
+	struct members f;
+	find_members(j, &f);
+	const char *name = str_of(f.name);
+	if (!name)
 		return -EINVAL;
 	uint64_t v;
-	if (get_u64(j, "size", &o->size) < 0)
+	if (get_u64(f.size, &o->size) < 0)
 		o->size = 0;
-	if (get_u64(j, "generation", &v) == 0)
+	if (get_u64(f.generation, &v) == 0)
 		o->generation = (int64_t)v;
-	if (get_u64(j, "metageneration", &v) == 0)
+	if (get_u64(f.metageneration, &v) == 0)
 		o->metageneration = (int64_t)v;
 	o->component_count = 1;
-	if (get_u64(j, "componentCount", &v) == 0)
+	if (get_u64(f.component_count, &v) == 0)
 		o->component_count = (int)v;
-	const char *crc = get_str(j, "crc32c");
+	const char *crc = str_of(f.crc32c);
 	if (crc && crc32c_from_base64(crc, &o->crc32c) == 0)
 		o->has_crc32c = 1;
-	const cJSON *md = cJSON_GetObjectItemCaseSensitive(j, "metadata");
-	if (!cJSON_IsObject(md))
-		md = NULL;
-	parse_mtime(j, md, o);
+	const cJSON *md = cJSON_IsObject(f.metadata) ? f.metadata : NULL;
+	parse_mtime(f.updated, md, o);
 	if (md) {
 		const char *sl = get_str(md, "goog-reserved-file-is-symlink");
 		const char *old = get_str(md, "gcsfuse_symlink_target");

@@ -78,6 +78,20 @@ static void test_object_parse_bad(void **state)
 	assert_true(o.size == 0);
 	assert_true(o.generation == 0);
 	gcs_object_clear(&o);
+	/* A member named twice: the first counts, as cJSON's lookup finds it, whether
+	 * or not it is usable; names that only share a first letter are not taken. */
+	const char *twice = "{\"name\":\"n\",\"size\":\"7\",\"size\":\"9\",\"sizes\":\"3\","
+			    "\"generation\":\"x\",\"generation\":\"4\",\"name\":\"m\","
+			    "\"metadata\":5,\"metadata\":{\"gcsfuse_symlink_target\":\"t\"},"
+			    "\"crc32\":\"AAAAAA==\",\"componentCount\":\"2\"}";
+	assert_int_equal(gcs_object_parse(twice, strlen(twice), &o), 0);
+	assert_string_equal(o.name, "n");
+	assert_true(o.size == 7);
+	assert_true(o.generation == 0);
+	assert_false(o.is_symlink);
+	assert_false(o.has_crc32c);
+	assert_int_equal(o.component_count, 2);
+	gcs_object_clear(&o);
 }
 
 static void test_list_parse(void **state)
