@@ -11,6 +11,7 @@
 
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -57,18 +58,29 @@ static void find_members(const cJSON *j, struct members *f)
 	}
 }
 
+/* Decimal digits only, at least one, below 2^64: what strtoull accepted
+ * here, without its generality, whose cost showed in long listings. */
+static int parse_dec_u64(const char *s, uint64_t *out)
+{
+	uint64_t n = 0;
+	if (!*s)
+		return -EINVAL;
+	for (; *s; s++) {
+		if (*s < '0' || *s > '9')
+			return -EINVAL;
+		uint64_t d = (uint64_t)(*s - '0');
+		if (n > (UINT64_MAX - d) / 10)
+			return -EINVAL;
+		n = n * 10 + d;
+	}
+	*out = n;
+	return 0;
+}
+
 static int get_u64(const cJSON *v, uint64_t *out)
 {
-	if (cJSON_IsString(v)) {
-		char *end;
-		errno = 0;
-		unsigned long long n = strtoull(v->valuestring, &end, 10);
-		if (errno || end == v->valuestring || *end || v->valuestring[0] < '0' ||
-		    v->valuestring[0] > '9')
-			return -EINVAL;
-		*out = n;
-		return 0;
-	}
+	if (cJSON_IsString(v))
+		return parse_dec_u64(v->valuestring, out);
 	if (cJSON_IsNumber(v) && v->valuedouble >= 0 && v->valuedouble < 18446744073709551616.0) {
 		*out = (uint64_t)v->valuedouble;
 		return 0;

@@ -92,6 +92,20 @@ static void test_object_parse_bad(void **state)
 	assert_false(o.has_crc32c);
 	assert_int_equal(o.component_count, 2);
 	gcs_object_clear(&o);
+	/* 64-bit numbers as strings: digits only, below 2^64. */
+	const struct {
+		const char *size;
+		uint64_t want;
+	} sizes[] = {{"18446744073709551615", UINT64_MAX}, {"18446744073709551616", 0},
+		     {"007", 7}, {"+5", 0}, {" 5", 0}, {"5 ", 0}, {"", 0}, {"1e3", 0},
+		     {"99999999999999999999", 0}};
+	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		char j[128];
+		snprintf(j, sizeof(j), "{\"name\":\"n\",\"size\":\"%s\"}", sizes[i].size);
+		assert_int_equal(gcs_object_parse(j, strlen(j), &o), 0);
+		assert_true(o.size == sizes[i].want);
+		gcs_object_clear(&o);
+	}
 }
 
 static void test_list_parse(void **state)
