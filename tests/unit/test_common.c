@@ -59,6 +59,44 @@ static void test_urlencode(void **state)
 	buf_free(&d);
 }
 
+/* Bit at a time, straight from the definition: what the fast paths must agree with. */
+static uint32_t crc32c_bitwise(const unsigned char *p, size_t len)
+{
+	uint32_t c = 0xFFFFFFFFu;
+	for (size_t i = 0; i < len; i++) {
+		c ^= p[i];
+		for (int k = 0; k < 8; k++)
+			c = c & 1 ? (c >> 1) ^ 0x82F63B78u : c >> 1;
+	}
+	return ~c;
+}
+
+/* Long buffers go three lanes at a time: every length around the lanes' block
+ * (3 x 8 KiB), at every alignment, in one call and split. */
+static void test_crc32c_long(void **state)
+{
+	(void)state;
+	size_t max = 3 * 3 * 8192 + 64;
+	unsigned char *buf = malloc(max + 8);
+	assert_non_null(buf);
+	uint32_t x = 12345;
+	for (size_t i = 0; i < max + 8; i++) {
+		x = x * 1103515245u + 12345u;
+		buf[i] = (unsigned char)(x >> 16);
+	}
+	const size_t lens[] = {3 * 8192 - 1, 3 * 8192, 3 * 8192 + 1, 3 * 8192 + 7, 6 * 8192,
+			       6 * 8192 + 5, 9 * 8192 + 63, 70001};
+	for (size_t l = 0; l < sizeof(lens) / sizeof(lens[0]); l++)
+		for (size_t off = 0; off < 8; off++) {
+			uint32_t want = crc32c_bitwise(buf + off, lens[l]);
+			assert_int_equal(crc32c_update(0, buf + off, lens[l]), want);
+			size_t cut = lens[l] / 3 + off;
+			assert_int_equal(crc32c_update(crc32c_update(0, buf + off, cut), buf + off + cut,
+						       lens[l] - cut), want);
+		}
+	free(buf);
+}
+
 static void test_crc32c(void **state)
 {
 	(void)state;
@@ -94,6 +132,7 @@ int main(void)
 		cmocka_unit_test(test_buf),
 		cmocka_unit_test(test_urlencode),
 		cmocka_unit_test(test_crc32c),
+		cmocka_unit_test(test_crc32c_long),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
