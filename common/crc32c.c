@@ -18,7 +18,9 @@
 #define LANE 8192
 
 static uint32_t table[8][256];
+#if defined(__x86_64__)
 static uint32_t lane_shift[4][256];
+#endif
 static int use_hw;
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 
@@ -33,8 +35,14 @@ static void crc32c_init(void)
 	for (uint32_t n = 0; n < 256; n++)
 		for (int k = 1; k < 8; k++)
 			table[k][n] = (table[k - 1][n] >> 8) ^ table[0][table[k - 1][n] & 0xff];
-	/* Past zero bytes a sum changes linearly: find where each of its 32 bits
-	 * goes, then tabulate each byte of it. */
+#if defined(__x86_64__)
+	__builtin_cpu_init();
+	use_hw = __builtin_cpu_supports("sse4.2");
+	if (!use_hw)
+		return;
+	/* Only the hardware path has lanes. Past zero bytes a sum changes
+	 * linearly: find where each of its 32 bits goes, then tabulate each
+	 * byte of it. */
 	uint32_t image[32];
 	for (int bit = 0; bit < 32; bit++) {
 		uint32_t c = 1u << bit;
@@ -50,9 +58,6 @@ static void crc32c_init(void)
 					c ^= image[8 * k + bit];
 			lane_shift[k][n] = c;
 		}
-#if defined(__x86_64__)
-	__builtin_cpu_init();
-	use_hw = __builtin_cpu_supports("sse4.2");
 #endif
 }
 

@@ -240,6 +240,18 @@ void spool_state_clear(struct spool_state *st)
  */
 #define JOURNAL_IN_PLACE 4096
 
+/* Write text at the start of fd and close it. 0 or -errno. */
+static int put_text(int fd, const char *text, size_t len)
+{
+	int rc = 0;
+	ssize_t n = pwrite(fd, text, len, 0);
+	if (n != (ssize_t)len)
+		rc = n < 0 ? -errno : -ENOSPC;
+	if (close(fd) < 0 && rc == 0)
+		rc = -errno;
+	return rc;
+}
+
 static int save_by_rename(const char *path, const char *text, size_t len)
 {
 	char tmp[4200];
@@ -247,12 +259,7 @@ static int save_by_rename(const char *path, const char *text, size_t len)
 	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return -errno;
-	int rc = 0;
-	ssize_t n = write(fd, text, len);
-	if (n != (ssize_t)len)
-		rc = n < 0 ? -errno : -ENOSPC;
-	if (close(fd) < 0 && rc == 0)
-		rc = -errno;
+	int rc = put_text(fd, text, len);
 	if (rc == 0 && rename(tmp, path) < 0)
 		rc = -errno;
 	if (rc < 0)
@@ -263,15 +270,7 @@ static int save_by_rename(const char *path, const char *text, size_t len)
 static int save_in_place(const char *path, const char *text, size_t len)
 {
 	int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return -errno;
-	int rc = 0;
-	ssize_t n = pwrite(fd, text, len, 0);
-	if (n != (ssize_t)len)
-		rc = n < 0 ? -errno : -ENOSPC;
-	if (close(fd) < 0 && rc == 0)
-		rc = -errno;
-	return rc;
+	return fd < 0 ? -errno : put_text(fd, text, len);
 }
 
 int spool_save(const struct spool *s, const char *id, const struct spool_state *st)
