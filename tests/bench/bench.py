@@ -38,8 +38,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import report                                                    # noqa: E402
 import workloads as wl                                           # noqa: E402
 from infra import (CLEANUP, HERE, MiB, Emulator, Failed, OtherLoad,  # noqa: E402
-                   install_signal_handlers, log, parallel, rmtree, run_timed, wait_quiet,
-                   warm_file)
+                   install_signal_handlers, log, parallel, pause_page_reporting, rmtree,
+                   run_timed, wait_quiet, warm_file)
 from tools import make_tools, version_of                         # noqa: E402
 
 
@@ -115,7 +115,12 @@ def make_rows(c):
 
 NOTES = [
     "**Every run** of a mount is a fresh mount; `cold` figures also drop the page cache "
-    "(`echo 3 > /proc/sys/vm/drop_caches`, which also empties the emulator's file cache).",
+    "(`echo 3 > /proc/sys/vm/drop_caches`, which also empties the emulator's file cache). "
+    "A virtual machine's free page reporting is paused for the run where the kernel has it "
+    "(BENCH_PAGE_REPORTING=keep leaves it on): it hands freed memory back to the host, and "
+    "the next run's first touch of that memory pays a host fault per page, more or less by "
+    "chance, and only for tools that touch fresh memory (a mount's buffers and the page "
+    "cache of the file read; curl writes to /dev/null).",
     "**1** curl: one `uploadType=media` POST of the file from disk (`curl -T`). gcsmount: "
     "`dd bs=1M` into the mount, timed until dd returns (close publishes). rclone "
     "(`--vfs-cache-mode writes --vfs-write-back 0s`): timed until the object exists with its "
@@ -287,7 +292,7 @@ def run_figure(B, fig, fn, keys, order, nruns, rows, tools):
                           for k, v in res.items()), time.time() - t0))
 
 
-def machine_meta(c, speed, load0, versions, other):
+def machine_meta(c, speed, load0, versions, other, reporting):
     cpu = "?"
     try:
         with open("/proc/cpuinfo") as f:
@@ -299,6 +304,7 @@ def machine_meta(c, speed, load0, versions, other):
         ("Date", time.strftime("%Y-%m-%d %H:%M:%S %Z")),
         ("Machine", "%d CPUs (%s), %.0f GiB RAM, kernel %s" % (os.cpu_count(), cpu, mem,
                                                                platform.release())),
+        ("Free page reporting to the host", reporting),
         ("gcsmount", versions["gcsmount"]),
         ("rclone", versions["rclone"]),
         ("curl", versions["curl"]),
@@ -338,6 +344,7 @@ def main():
         log("WARNING: the machine is %.0f%% busy with other work; results will be noisy"
             % (busy0 * 100))
     t_start = time.time()
+    reporting = pause_page_reporting(os.environ.get("BENCH_PAGE_REPORTING") == "keep")
     load0 = "%s (CPU %.0f%% busy before start)" % (loadavg(), busy0 * 100)
     try:
         os.makedirs(c.bench_dir, exist_ok=True)
@@ -376,7 +383,7 @@ def main():
         print("\n" + report.text_table(shown) + "\n", flush=True)
         print("better = which direction is better for gcsmount's value; ratios are "
               "gcsmount's value divided by the other's.\n")
-        meta = machine_meta(c, speed, load0, versions, other)
+        meta = machine_meta(c, speed, load0, versions, other, reporting)
         meta.append(("Total benchmark time", "%.0f s" % (time.time() - t_start)))
         out_dir = os.path.dirname(os.path.abspath(c.out))
         png = os.path.join(out_dir, "results.png")

@@ -84,6 +84,42 @@ def drop_caches():
         f.write("3\n")
 
 
+PAGE_REPORTING_ORDER = "/sys/module/page_reporting/parameters/page_reporting_order"
+
+
+def pause_page_reporting(keep):
+    """Stop a virtual machine's free page reporting for the run; a line for the results.
+
+    With it on, the guest hands 2 MiB blocks of free memory back to the host within
+    seconds of their freeing, and whoever touches that memory next pays a host fault per
+    page.  Each run drops the page cache, so the next run's fresh memory (a mount's
+    buffers and the page cache of the file it reads, never curl's writes to /dev/null)
+    costs more or less by chance: figure 2 swung between about 0.7x and 1.0x curl on the
+    same build.  Reporting starts at page_reporting_order; an order above the largest
+    free block stops it.  Restored at exit."""
+    try:
+        with open(PAGE_REPORTING_ORDER) as f:
+            was = f.read().strip()
+    except OSError:
+        return "not present on this machine"
+    if keep:
+        return "left on (order %s; BENCH_PAGE_REPORTING=keep)" % was
+    for order in ("11", "10"):
+        try:
+            with open(PAGE_REPORTING_ORDER, "w") as f:
+                f.write(order)
+        except OSError:
+            continue
+
+        def restore():
+            with open(PAGE_REPORTING_ORDER, "w") as f:
+                f.write(was)
+        CLEANUP.push(restore, "page_reporting_order")
+        return "paused for the run (page_reporting_order %s, was %s; restored after)" % (
+            order, was)
+    return "on (order %s): page_reporting_order could not be raised" % was
+
+
 def warm_file(path):
     """Read a local file once so later reads of it come from the page cache."""
     with open(path, "rb", buffering=0) as f:
