@@ -17,6 +17,7 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "http_internal.h"
 #include "log.h"
 
 #define POOL_MAX 32
@@ -63,6 +64,7 @@ void http_global_cleanup(void)
 		curl_easy_cleanup(pool[i]);
 	npool = 0;
 	pthread_mutex_unlock(&pool_lock);
+	http_direct_cleanup();
 	if (share)
 		curl_share_cleanup(share);
 	share = NULL;
@@ -207,20 +209,17 @@ static void copy_header_value(char *dst, size_t cap, const char *v, size_t len, 
 	dst[used + len] = '\0';
 }
 
-static size_t on_header(char *line, size_t size, size_t nmemb, void *arg)
+void http_forget_headers(struct http_resp *r)
 {
-	struct xfer *x = arg;
-	size_t n = size * nmemb;
-	struct http_resp *r = x->resp;
-	if (n >= 5 && strncmp(line, "HTTP/", 5) == 0) {
-		/* A new response (after 100 Continue or a redirect): start over. */
-		r->location[0] = r->range[0] = r->content_range[0] = '\0';
-		r->goog_hash[0] = r->content_type[0] = '\0';
-		return n;
-	}
+	r->location[0] = r->range[0] = r->content_range[0] = '\0';
+	r->goog_hash[0] = r->content_type[0] = '\0';
+}
+
+void http_note_header(struct http_resp *r, const char *line, size_t n)
+{
 	const char *colon = memchr(line, ':', n);
 	if (!colon)
-		return n;
+		return;
 	size_t klen = (size_t)(colon - line);
 	const char *v = colon + 1;
 	while (v < line + n && *v == ' ')
@@ -238,6 +237,16 @@ static size_t on_header(char *line, size_t size, size_t nmemb, void *arg)
 	else if (HDR_IS("content-type"))
 		copy_header_value(r->content_type, sizeof(r->content_type), v, vlen, 0);
 #undef HDR_IS
+}
+
+static size_t on_header(char *line, size_t size, size_t nmemb, void *arg)
+{
+	struct xfer *x = arg;
+	size_t n = size * nmemb;
+	if (n >= 5 && strncmp(line, "HTTP/", 5) == 0)
+		http_forget_headers(x->resp); /* a new response (after 100 Continue) */
+	else
+		http_note_header(x->resp, line, n);
 	return n;
 }
 
@@ -321,6 +330,19 @@ static int xfer_setup(struct xfer *x, struct http_req *req, struct http_resp *re
 static int map_curl(CURLcode c, const struct xfer *x)
 {
 	switch (c) {
+	case CURLE_WRITE_ERROR:
+		return x->overflow ? -EMSGSIZE : -EIO;
+	case CURLE_ABORTED_BY_CALLBACK:
+	case CURLE_READ_ERROR:
+		return x->read_err ? -x->read_err : -EIO;
+	default:
+		return http_curl_errno(c);
+	}
+}
+
+int http_curl_errno(CURLcode c)
+{
+	switch (c) {
 	case CURLE_OK:
 		return 0;
 	case CURLE_COULDNT_CONNECT:
@@ -336,11 +358,6 @@ static int map_curl(CURLcode c, const struct xfer *x)
 	case CURLE_GOT_NOTHING:
 	case CURLE_HTTP2_STREAM:
 		return -ECONNRESET;
-	case CURLE_WRITE_ERROR:
-		return x->overflow ? -EMSGSIZE : -EIO;
-	case CURLE_ABORTED_BY_CALLBACK:
-	case CURLE_READ_ERROR:
-		return x->read_err ? -x->read_err : -EIO;
 	default:
 		return -EIO;
 	}
@@ -365,8 +382,15 @@ static int xfer_finish(struct xfer *x, CURLcode c)
 	return rc;
 }
 
+CURLSH *http_share(void)
+{
+	return share;
+}
+
 int http_perform(struct http_req *req, struct http_resp *resp)
 {
+	if (http_direct_usable(req))
+		return http_direct_get(req, resp);
 	struct xfer x;
 	int rc = xfer_setup(&x, req, resp);
 	if (rc)

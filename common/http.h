@@ -6,6 +6,10 @@
  * the handle back when it is done. http_perform_many() runs several requests
  * at once on a multi handle (used where two look-ups are independent).
  *
+ * A GET into req->out is received straight into that memory over a kept
+ * connection libcurl opened (http_direct.c), unless a proxy is set in the
+ * environment.
+ *
  * Nothing here knows about GCS: status codes are returned as they came, and
  * transport failures as a negative errno. The caller owns req and resp; call
  * http_req_free()/http_resp_free() when done.

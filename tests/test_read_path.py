@@ -1,10 +1,13 @@
 """The read path: ranged GETs pinned to a generation, prefetch, caches."""
 
 import errno
+import http.client
+import http.server
 import os
 import random
 import threading
 import time
+import urllib.parse
 
 import pytest
 from mountlib import Mount
@@ -41,6 +44,69 @@ def test_sequential_reads_across_prefetch_boundaries(bucket, mount_factory, big)
                     break
                 out += chunk
         assert bytes(out) == big, size
+
+
+class _Proxy(http.server.ThreadingHTTPServer):
+    """A forward HTTP proxy (absolute-URI requests) that counts the media GETs it relays."""
+    daemon_threads = True
+
+    def __init__(self):
+        self.media_gets = 0
+        self.lock = threading.Lock()
+        super().__init__(("127.0.0.1", 0), _ProxyHandler)
+
+
+class _ProxyHandler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def relay(self):
+        u = urllib.parse.urlsplit(self.path)
+        if "alt=media" in u.query:
+            with self.server.lock:
+                self.server.media_gets += 1
+        n = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(n) if n else None
+        conn = http.client.HTTPConnection(u.hostname, u.port, timeout=30)
+        hdrs = {k: v for k, v in self.headers.items()
+                if k.lower() not in ("proxy-connection", "connection", "host")}
+        conn.request(self.command, u.path + ("?" + u.query if u.query else ""), body, hdrs)
+        r = conn.getresponse()
+        data = r.read()
+        self.send_response(r.status)
+        for k, v in r.getheaders():
+            if k.lower() not in ("transfer-encoding", "connection", "content-length"):
+                self.send_header(k, v)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+        conn.close()
+
+    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = relay
+
+
+def test_reads_go_through_a_proxy_set_in_the_environment(bucket, mount_factory, big):
+    # Ranges are normally received in place over the mount's own HTTP/1.1 exchange; with
+    # a proxy in the environment libcurl carries them, through the proxy.
+    proxy = _Proxy()
+    t = threading.Thread(target=proxy.serve_forever, daemon=True)
+    t.start()
+    try:
+        m = mount_factory(bucket, "run", env={
+            "http_proxy": "http://127.0.0.1:%d" % proxy.server_address[1], "no_proxy": ""})
+        with open(m.p("big.bin"), "rb") as f:
+            assert f.read() == big
+        fd = os.open(m.p("big.bin"), os.O_RDONLY)
+        try:
+            assert os.pread(fd, 70_000, 12_345_678) == big[12_345_678:12_345_678 + 70_000]
+        finally:
+            os.close(fd)
+        assert proxy.media_gets >= 2
+    finally:
+        proxy.shutdown()
+        proxy.server_close()
 
 
 def test_read_past_eof(bucket, mount_factory):

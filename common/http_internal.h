@@ -1,0 +1,42 @@
+/*
+ * What http.c shares with http_direct.c, and nothing else includes.
+ */
+#ifndef GCSMOUNT_HTTP_INTERNAL_H
+#define GCSMOUNT_HTTP_INTERNAL_H
+
+#include <curl/curl.h>
+#include <stddef.h>
+
+#include "http.h"
+
+/* The DNS cache and TLS sessions every handle shares. */
+CURLSH *http_share(void);
+
+/* The errno a failed libcurl call stands for (http_perform's codes). */
+int http_curl_errno(CURLcode c);
+
+/* One response header line, "Name: value" with or without its line end:
+ * kept in resp when it is one of the headers http_resp names. */
+void http_note_header(struct http_resp *resp, const char *line, size_t n);
+
+/* Forget the headers noted so far (a new response began). */
+void http_forget_headers(struct http_resp *resp);
+
+/*
+ * A GET whose 2xx body goes straight from the socket into req->out
+ * (http_direct.c): same answer, codes and resp fields as http_perform.
+ * http_direct_usable says whether req can take this path.
+ */
+int http_direct_usable(const struct http_req *req);
+int http_direct_get(struct http_req *req, struct http_resp *resp);
+void http_direct_cleanup(void);
+
+/*
+ * The answer in bytes[0..len) read as http_direct_get reads one from a
+ * connection, at most piece bytes at a time (the fuzz target's way in).
+ * *keep: whether a connection could carry another exchange after it.
+ */
+int http_direct_read_answer(const char *bytes, size_t len, size_t piece, struct http_req *req,
+			    struct http_resp *resp, int *keep);
+
+#endif
