@@ -181,6 +181,7 @@ static struct dconn *dconn_open(const struct http_req *req, const char *origin,
 	curl_easy_setopt(c->h, CURLOPT_SHARE, http_share());
 	curl_easy_setopt(c->h, CURLOPT_ERRORBUFFER, c->errbuf);
 	curl_easy_setopt(c->h, CURLOPT_TCP_KEEPALIVE, 1L);
+	http_tls_setup(c->h);
 	/* curl_easy_recv takes no more than this at a time */
 	curl_easy_setopt(c->h, CURLOPT_BUFFERSIZE, RECV_MAX);
 	curl_easy_setopt(c->h, CURLOPT_CONNECTTIMEOUT_MS,

@@ -12,6 +12,10 @@
 /* The DNS cache and TLS sessions every handle shares. */
 CURLSH *http_share(void);
 
+/* The CA certificates a handle trusts: $SSL_CERT_FILE and $SSL_CERT_DIR when
+ * set, else libcurl's default (the system's). */
+void http_tls_setup(CURL *h);
+
 /* The errno a failed libcurl call stands for (http_perform's codes). */
 int http_curl_errno(CURLcode c);
 

@@ -9,7 +9,7 @@ PKGS=(
   libcmocka-dev
   python3 python3-pytest python3-cryptography python3-crc32c python3-h5py python3-numpy
   python3-torch fio
-  rclone curl ca-certificates
+  rclone curl ca-certificates openssl
   clang libclang-rt-14-dev
   dpkg-dev debhelper lintian python3-yaml groff-base
   gnuplot-nox

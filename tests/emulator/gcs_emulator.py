@@ -3,8 +3,8 @@
 
 Run:  python3 gcs_emulator.py --port 0 --root DIR [--bucket NAME ...]
       [--require-auth] [--token-lifetime S] [--key-file SA.json ...]
-      [--no-md5] [--fsync] [--verbose]
-Prints "READY http://127.0.0.1:PORT" on stdout once listening.  Clients built
+      [--no-md5] [--fsync] [--verbose] [--tls-cert CERT.pem --tls-key KEY.pem]
+Prints "READY http://127.0.0.1:PORT" (https with --tls-cert) on stdout once listening.  Clients built
 on Google's API libraries take http://127.0.0.1:PORT/storage/v1/ as endpoint.
 
 Served: /storage/v1/b[/{b}] (buckets list/insert/get/delete), /storage/v1/b/{b}/o
@@ -29,6 +29,7 @@ import argparse
 import json
 import os
 import socket
+import ssl
 import struct
 import sys
 import threading
@@ -451,10 +452,29 @@ class Server(ThreadingHTTPServer):
     allow_reuse_address = True
     request_queue_size = 128
 
-    def __init__(self, addr, app):
+    def __init__(self, addr, app, tls=None):
         self.app = app
+        self.tls = tls
         super().__init__(addr, Handler)
-        self.canonical_base = "http://%s:%d" % (addr[0], self.server_address[1])
+        self.canonical_base = "%s://%s:%d" % ("https" if tls else "http", addr[0],
+                                              self.server_address[1])
+
+    def get_request(self):
+        sock, addr = super().get_request()
+        if self.tls is not None:
+            # The handshake is the request thread's (finish_request), not the accept loop's.
+            sock = self.tls.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+        return sock, addr
+
+    def finish_request(self, request, client_address):
+        if self.tls is not None:
+            request.settimeout(30)
+            try:
+                request.do_handshake()
+            except (ssl.SSLError, OSError):
+                return
+            request.settimeout(None)
+        super().finish_request(request, client_address)
 
     def handle_error(self, request, client_address):
         exc = sys.exc_info()[1]
@@ -480,6 +500,8 @@ def main(argv=None):
                     help="benchmark mode: skip MD5 of uploads (objects get no md5Hash, like "
                          "composite objects) unless a request asks to verify an MD5")
     ap.add_argument("--verbose", action="store_true", help="log every request on stderr")
+    ap.add_argument("--tls-cert", help="serve HTTPS with this PEM certificate chain ...")
+    ap.add_argument("--tls-key", help="... and this PEM private key")
     args = ap.parse_args(argv)
 
     # Uploads hash on a helper thread while the CRC32C (which holds the GIL) runs on
@@ -492,7 +514,11 @@ def main(argv=None):
         app.store.ensure_bucket(b)
     for k in args.key_file:
         app.auth.register_key_file(k)
-    srv = Server((args.host, args.port), app)
+    tls = None
+    if args.tls_cert:
+        tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        tls.load_cert_chain(args.tls_cert, args.tls_key)
+    srv = Server((args.host, args.port), app, tls)
     sys.stdout.write("READY %s\n" % srv.canonical_base)
     sys.stdout.flush()
     t = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True)
