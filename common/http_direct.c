@@ -35,6 +35,7 @@
 #define DPOOL_MAX 32
 #define IN_CAP (16 * 1024)         /* the longest header line or chunk line */
 #define RECV_MAX (512L * 1024)     /* the most one receive asks for */
+#define DCONN_MAX_IDLE 100.0      /* seconds a kept connection may sit unused */
 #define ERROR_BODY_MAX (1u << 20)  /* of a non-2xx answer, kept for its message */
 
 struct dconn {
@@ -44,6 +45,7 @@ struct dconn {
 	char in[IN_CAP];            /* received, in[in_off..in_len) not yet used */
 	size_t in_off, in_len;
 	char errbuf[CURL_ERROR_SIZE];
+	double idle_since;          /* when it last went back to the pool */
 	/* Without h: the answer comes from here, at most piece bytes a time. */
 	const char *mem;
 	size_t mem_len, mem_off, piece;
@@ -127,23 +129,36 @@ static void dconn_close(struct dconn *c)
 	free(c);
 }
 
-/* A kept connection to origin, or NULL. */
+/*
+ * A kept connection to origin that still looks open, or NULL. One idle for
+ * longer than DCONN_MAX_IDLE (servers and NATs drop those), or with bytes
+ * or its end waiting (the server closed it, or sent what nobody asked
+ * for), is closed instead.
+ */
 static struct dconn *dpool_take(const char *origin)
 {
-	struct dconn *c = NULL;
-	pthread_mutex_lock(&dpool_lock);
-	for (int i = ndpool - 1; i >= 0; i--)
-		if (strcmp(dpool[i]->origin, origin) == 0) {
-			c = dpool[i];
-			dpool[i] = dpool[--ndpool];
-			break;
-		}
-	pthread_mutex_unlock(&dpool_lock);
-	return c;
+	for (;;) {
+		struct dconn *c = NULL;
+		pthread_mutex_lock(&dpool_lock);
+		for (int i = ndpool - 1; i >= 0; i--)
+			if (strcmp(dpool[i]->origin, origin) == 0) {
+				c = dpool[i];
+				dpool[i] = dpool[--ndpool];
+				break;
+			}
+		pthread_mutex_unlock(&dpool_lock);
+		if (!c)
+			return NULL;
+		struct pollfd p = { .fd = c->fd, .events = POLLIN };
+		if (now_s() - c->idle_since <= DCONN_MAX_IDLE && poll(&p, 1, 0) == 0)
+			return c;
+		dconn_close(c);
+	}
 }
 
 static void dpool_put(struct dconn *c)
 {
+	c->idle_since = now_s();
 	pthread_mutex_lock(&dpool_lock);
 	if (ndpool < DPOOL_MAX) {
 		dpool[ndpool++] = c;

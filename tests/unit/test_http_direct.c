@@ -27,7 +27,7 @@
 #define MAX_ANSWERS 8
 
 struct answer {
-	const char *bytes;       /* sent as they are */
+	const char *bytes;       /* sent as they are; NULL: close without an answer */
 	size_t len;              /* 0: strlen(bytes) */
 	int close_after;         /* close the connection once sent */
 	int stall_ms;            /* wait this long after the head (the first \r\n\r\n) */
@@ -377,6 +377,29 @@ static void test_closed_while_kept(void **state)
 	http_resp_free(&r);
 }
 
+static void test_dropped_on_the_next_request(void **state)
+{
+	(void)state;
+	/* The kept connection looks open, but the server drops it on the next
+	 * request without a byte of answer: asked again on a new connection. */
+	static const struct answer a[] = {
+		{ "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\none", 0, 0, 0 },
+		{ NULL, 0, 0, 0 },
+		{ "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\ntwo", 0, 0, 0 },
+	};
+	script(a, 3);
+	char out[3];
+	struct http_resp r;
+	assert_int_equal(get(&r, out, sizeof(out), NULL, 0), 0);
+	assert_memory_equal(out, "one", 3);
+	http_resp_free(&r);
+	assert_int_equal(get(&r, out, sizeof(out), NULL, 0), 0);
+	assert_int_equal(r.status, 200);
+	assert_memory_equal(out, "two", 3);
+	assert_int_equal(accepts(), 2);
+	http_resp_free(&r);
+}
+
 static void test_stalled_body_times_out(void **state)
 {
 	(void)state;
@@ -480,6 +503,7 @@ int main(void)
 		cmocka_unit_test(test_longer_than_asked),
 		cmocka_unit_test(test_to_close_then_new_connection),
 		cmocka_unit_test(test_closed_while_kept),
+		cmocka_unit_test(test_dropped_on_the_next_request),
 		cmocka_unit_test(test_stalled_body_times_out),
 		cmocka_unit_test(test_bad_answers),
 		cmocka_unit_test(test_nobody_listening),
