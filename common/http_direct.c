@@ -9,7 +9,7 @@
  * with HTTP/1.1 offered, the DNS cache and TLS sessions shared with every
  * other handle) and the HTTP/1.1 exchange is written and read over it with
  * curl_easy_send and curl_easy_recv, the body's bytes received into
- * req->out. Connections are kept alive in a pool of their own; one the
+ * req->out (http_answer.c reads the answer). Connections are kept alive in a pool of their own; one the
  * server closed while it sat there is opened again, once, when it fails
  * before any byte of the answer.
  *
@@ -18,13 +18,11 @@
  * transfer as before.
  */
 #include <errno.h>
-#include <inttypes.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/types.h>
 #include <time.h>
 
@@ -33,32 +31,21 @@
 #include "log.h"
 
 #define DPOOL_MAX 32
-#define IN_CAP (16 * 1024)         /* the longest header line or chunk line */
 #define RECV_MAX (512L * 1024)     /* the most one receive asks for */
 #define DCONN_MAX_IDLE 100.0      /* seconds a kept connection may sit unused */
-#define ERROR_BODY_MAX (1u << 20)  /* of a non-2xx answer, kept for its message */
 
 struct dconn {
+	struct http_source src;     /* first: recv_some finds the rest from it */
 	CURL *h;
 	curl_socket_t fd;
 	char origin[320];           /* scheme://authority it is connected to */
-	char in[IN_CAP];            /* received, in[in_off..in_len) not yet used */
-	size_t in_off, in_len;
 	char errbuf[CURL_ERROR_SIZE];
 	double idle_since;          /* when it last went back to the pool */
-	/* Without h: the answer comes from here, at most piece bytes a time. */
-	const char *mem;
-	size_t mem_len, mem_off, piece;
-};
-
-/* The read side of one exchange: its deadline rules and what went wrong. */
-struct exchange {
-	struct dconn *c;
-	struct http_resp *resp;
-	long low_speed_secs;        /* fewer than 1 KiB/s for this long: timed out */
+	/* This exchange's low-speed rule: under 1 KiB/s for low_speed_secs is
+	 * a timeout, measured in windows of that length. */
+	long low_speed_secs;
 	double win_start;
 	size_t win_bytes;
-	size_t got;                 /* answer bytes received, headers included */
 };
 
 static pthread_mutex_t dpool_lock = PTHREAD_MUTEX_INITIALIZER; /* guards dpool, ndpool */
@@ -229,22 +216,23 @@ static int wait_io(struct dconn *c, int out, int ms)
 	return n == 0 ? -ETIMEDOUT : 0;
 }
 
-static int send_all(struct exchange *x, const char *p, size_t len)
+static int send_all(struct dconn *c, const char *p, size_t len)
 {
+	struct http_resp *resp = c->src.resp;
 	while (len > 0) {
 		size_t n = 0;
-		CURLcode cc = curl_easy_send(x->c->h, p, len, &n);
+		CURLcode cc = curl_easy_send(c->h, p, len, &n);
 		if (cc == CURLE_AGAIN) {
-			int rc = wait_io(x->c, 1, (int)x->low_speed_secs * 1000);
+			int rc = wait_io(c, 1, (int)c->low_speed_secs * 1000);
 			if (rc < 0) {
-				snprintf(x->resp->err, sizeof(x->resp->err),
+				snprintf(resp->err, sizeof(resp->err),
 					 "sending the request: %s", strerror(-rc));
 				return rc;
 			}
 			continue;
 		}
 		if (cc != CURLE_OK) {
-			snprintf(x->resp->err, sizeof(x->resp->err), "sending the request: %s",
+			snprintf(resp->err, sizeof(resp->err), "sending the request: %s",
 				 curl_easy_strerror(cc));
 			return -ECONNRESET;
 		}
@@ -259,310 +247,58 @@ static int send_all(struct exchange *x, const char *p, size_t len)
  * the connection), or a negative errno. Slower than 1 KiB/s for
  * low_speed_secs is -ETIMEDOUT, as libcurl's low-speed limit would have it.
  */
-static ssize_t recv_some(struct exchange *x, void *dst, size_t cap)
+static ssize_t recv_some(struct http_source *src, void *dst, size_t cap)
 {
-	struct dconn *c = x->c;
-	if (!c->h) {
-		size_t n = c->mem_len - c->mem_off;
-		n = n < cap ? n : cap;
-		n = n < c->piece ? n : c->piece;
-		memcpy(dst, c->mem + c->mem_off, n);
-		c->mem_off += n;
-		x->got += n;
-		return (ssize_t)n;
-	}
+	struct dconn *c = (struct dconn *)src;
+	struct http_resp *resp = src->resp;
+	long secs = c->low_speed_secs;
 	for (;;) {
 		size_t n = 0;
-		CURLcode cc = curl_easy_recv(x->c->h, dst, cap, &n);
+		CURLcode cc = curl_easy_recv(c->h, dst, cap, &n);
 		double now = now_s();
 		if (cc == CURLE_OK) {
-			x->got += n;
-			x->win_bytes += n;
-			if (now - x->win_start >= (double)x->low_speed_secs) {
-				if (n > 0 && x->win_bytes < 1024u * (size_t)x->low_speed_secs) {
-					snprintf(x->resp->err, sizeof(x->resp->err),
-						 "timed out: under 1 KiB/s for %ld s",
-						 x->low_speed_secs);
+			src->got += n;
+			c->win_bytes += n;
+			if (now - c->win_start >= (double)secs) {
+				if (n > 0 && c->win_bytes < 1024u * (size_t)secs) {
+					snprintf(resp->err, sizeof(resp->err),
+						 "timed out: under 1 KiB/s for %ld s", secs);
 					return -ETIMEDOUT;
 				}
-				x->win_start = now;
-				x->win_bytes = 0;
+				c->win_start = now;
+				c->win_bytes = 0;
 			}
 			return (ssize_t)n;
 		}
 		if (cc != CURLE_AGAIN) {
-			snprintf(x->resp->err, sizeof(x->resp->err), "receiving: %s",
+			snprintf(resp->err, sizeof(resp->err), "receiving: %s",
 				 curl_easy_strerror(cc));
 			return -ECONNRESET;
 		}
-		double left = x->win_start + (double)x->low_speed_secs - now;
+		double left = c->win_start + (double)secs - now;
 		if (left <= 0) {
-			if (x->win_bytes < 1024u * (size_t)x->low_speed_secs) {
-				snprintf(x->resp->err, sizeof(x->resp->err),
-					 "timed out: under 1 KiB/s for %ld s", x->low_speed_secs);
+			if (c->win_bytes < 1024u * (size_t)secs) {
+				snprintf(resp->err, sizeof(resp->err),
+					 "timed out: under 1 KiB/s for %ld s", secs);
 				return -ETIMEDOUT;
 			}
-			x->win_start = now;
-			x->win_bytes = 0;
-			left = (double)x->low_speed_secs;
+			c->win_start = now;
+			c->win_bytes = 0;
+			left = (double)secs;
 		}
-		int rc = wait_io(x->c, 0, (int)(left * 1000) + 1);
+		int rc = wait_io(c, 0, (int)(left * 1000) + 1);
 		if (rc < 0 && rc != -ETIMEDOUT) {
-			snprintf(x->resp->err, sizeof(x->resp->err), "receiving: %s", strerror(-rc));
+			snprintf(resp->err, sizeof(resp->err), "receiving: %s", strerror(-rc));
 			return rc;
 		}
 	}
-}
-
-/* One line of the answer's head or chunk framing, without its line end. */
-static int read_line(struct exchange *x, char **line, size_t *len)
-{
-	struct dconn *c = x->c;
-	for (;;) {
-		char *start = c->in + c->in_off;
-		char *nl = memchr(start, '\n', c->in_len - c->in_off);
-		if (nl) {
-			*line = start;
-			*len = (size_t)(nl - start);
-			if (*len && start[*len - 1] == '\r')
-				(*len)--;
-			c->in_off = (size_t)(nl - c->in) + 1;
-			return 0;
-		}
-		if (c->in_off > 0) {
-			memmove(c->in, start, c->in_len - c->in_off);
-			c->in_len -= c->in_off;
-			c->in_off = 0;
-		}
-		if (c->in_len == sizeof(c->in)) {
-			snprintf(x->resp->err, sizeof(x->resp->err), "a header line over %d bytes",
-				 IN_CAP);
-			return -EIO;
-		}
-		ssize_t n = recv_some(x, c->in + c->in_len, sizeof(c->in) - c->in_len);
-		if (n < 0)
-			return (int)n;
-		if (n == 0) {
-			snprintf(x->resp->err, sizeof(x->resp->err),
-				 x->got ? "connection closed in the answer's head"
-					: "connection closed before an answer");
-			return -ECONNRESET;
-		}
-		c->in_len += (size_t)n;
-	}
-}
-
-/* Up to cap body bytes into dst: those already received first, then from
- * the socket. 0 at the end of the connection. */
-static ssize_t read_body(struct exchange *x, char *dst, size_t cap)
-{
-	struct dconn *c = x->c;
-	size_t have = c->in_len - c->in_off;
-	if (have > 0) {
-		size_t n = have < cap ? have : cap;
-		memcpy(dst, c->in + c->in_off, n);
-		c->in_off += n;
-		return (ssize_t)n;
-	}
-	return recv_some(x, dst, cap);
-}
-
-/* Where a body's bytes go: the caller's memory (a 2xx into req->out) or
- * resp->body (anything else). */
-struct sink {
-	struct http_req *req;
-	struct http_resp *resp;
-	int to_out;
-	long status;
-};
-
-/* len bytes of body (all there is to the end of the connection when
- * to_eof) into the sink. */
-static int take_body(struct exchange *x, struct sink *s, size_t len, int to_eof)
-{
-	char scratch[16 * 1024];
-	while (len > 0 || to_eof) {
-		char *dst;
-		size_t room;
-		if (s->to_out) {
-			room = s->req->out_cap - s->resp->out_len;
-			if (room == 0) {
-				snprintf(x->resp->err, sizeof(x->resp->err),
-					 "answer longer than the %zu bytes asked for", s->req->out_cap);
-				return -EMSGSIZE;
-			}
-			dst = (char *)s->req->out + s->resp->out_len;
-		} else {
-			dst = scratch;
-			room = sizeof(scratch);
-		}
-		if (!to_eof && room > len)
-			room = len;
-		ssize_t n = read_body(x, dst, room);
-		if (n < 0)
-			return (int)n;
-		if (n == 0) {
-			if (to_eof)
-				return 0;
-			snprintf(x->resp->err, sizeof(x->resp->err),
-				 "connection closed with %zu body bytes still to come", len);
-			return -ECONNRESET;
-		}
-		if (s->to_out) {
-			s->resp->out_len += (size_t)n;
-			if (s->req->on_out)
-				s->req->on_out(s->req->on_out_arg, s->status, s->resp->out_len);
-		} else if (s->resp->body.len < ERROR_BODY_MAX) {
-			buf_append(&s->resp->body, dst, (size_t)n);
-		}
-		if (!to_eof)
-			len -= (size_t)n;
-	}
-	return 0;
-}
-
-static int take_chunked(struct exchange *x, struct sink *s)
-{
-	for (;;) {
-		char *line;
-		size_t len;
-		int rc = read_line(x, &line, &len);
-		if (rc < 0)
-			return rc;
-		uint64_t size = 0;
-		size_t i = 0;
-		for (; i < len && i < 16; i++) {
-			char ch = line[i];
-			int d = ch >= '0' && ch <= '9' ? ch - '0'
-				: ch >= 'a' && ch <= 'f' ? ch - 'a' + 10
-				: ch >= 'A' && ch <= 'F' ? ch - 'A' + 10 : -1;
-			if (d < 0)
-				break;
-			size = size * 16 + (uint64_t)d;
-		}
-		if (i == 0 || (i < len && line[i] != ';' && line[i] != ' ' && line[i] != '\t')) {
-			snprintf(x->resp->err, sizeof(x->resp->err), "a bad chunk size line");
-			return -EIO;
-		}
-		if (size == 0)
-			break;
-		rc = take_body(x, s, (size_t)size, 0);
-		if (rc < 0)
-			return rc;
-		rc = read_line(x, &line, &len); /* the CRLF after the chunk */
-		if (rc < 0)
-			return rc;
-	}
-	for (;;) { /* trailers, up to the empty line */
-		char *line;
-		size_t len;
-		int rc = read_line(x, &line, &len);
-		if (rc < 0)
-			return rc;
-		if (len == 0)
-			return 0;
-	}
-}
-
-static int parse_u64(const char *s, size_t len, uint64_t *out)
-{
-	while (len && (*s == ' ' || *s == '\t'))
-		s++, len--;
-	while (len && (s[len - 1] == ' ' || s[len - 1] == '\t'))
-		len--;
-	if (len == 0 || len > 19)
-		return -1;
-	uint64_t v = 0;
-	for (size_t i = 0; i < len; i++) {
-		if (s[i] < '0' || s[i] > '9')
-			return -1;
-		v = v * 10 + (uint64_t)(s[i] - '0');
-	}
-	*out = v;
-	return 0;
-}
-
-/* What the head says about the body that follows. */
-struct head {
-	long status;
-	int http10;
-	int close;
-	int chunked;
-	int has_length;
-	uint64_t length;
-};
-
-static int read_head(struct exchange *x, struct head *hd)
-{
-	for (;;) { /* 1xx answers come before the real one */
-		memset(hd, 0, sizeof(*hd));
-		http_forget_headers(x->resp);
-		char *line;
-		size_t len;
-		int rc = read_line(x, &line, &len);
-		if (rc < 0)
-			return rc;
-		if (len < 12 || strncmp(line, "HTTP/1.", 7) != 0 || line[8] != ' ' ||
-		    line[9] < '1' || line[9] > '5' || line[10] < '0' || line[10] > '9' ||
-		    line[11] < '0' || line[11] > '9') {
-			snprintf(x->resp->err, sizeof(x->resp->err), "not an HTTP/1.x status line");
-			return -EIO;
-		}
-		hd->status = (line[9] - '0') * 100 + (line[10] - '0') * 10 + (line[11] - '0');
-		hd->http10 = line[7] == '0';
-		hd->close = hd->http10;
-		for (;;) {
-			rc = read_line(x, &line, &len);
-			if (rc < 0)
-				return rc;
-			if (len == 0)
-				break;
-			http_note_header(x->resp, line, len);
-			const char *colon = memchr(line, ':', len);
-			if (!colon)
-				continue;
-			size_t klen = (size_t)(colon - line);
-			const char *v = colon + 1;
-			size_t vlen = len - klen - 1;
-#define IS(name) (klen == sizeof(name) - 1 && strncasecmp(line, name, klen) == 0)
-			if (IS("content-length")) {
-				if (parse_u64(v, vlen, &hd->length) < 0) {
-					snprintf(x->resp->err, sizeof(x->resp->err),
-						 "a bad Content-Length");
-					return -EIO;
-				}
-				hd->has_length = 1;
-			} else if (IS("transfer-encoding")) {
-				hd->chunked = vlen >= 7 &&
-					      strncasecmp(v + vlen - 7, "chunked", 7) == 0;
-			} else if (IS("connection")) {
-				for (size_t i = 0; i + 5 <= vlen; i++)
-					if (strncasecmp(v + i, "close", 5) == 0)
-						hd->close = 1;
-			}
-#undef IS
-		}
-		if (hd->status >= 200)
-			return 0;
-	}
-}
-
-static int read_answer(struct exchange *x, struct http_req *req, int *keep);
-
-static void resp_start(struct http_resp *resp)
-{
-	resp->status = 0;
-	resp->out_len = 0;
-	resp->err[0] = '\0';
-	buf_reset(&resp->body);
-	http_forget_headers(resp);
 }
 
 /*
  * One exchange on c: the request sent, the answer read. Returns 0 or a
  * negative errno; *keep says whether c may carry another exchange.
  */
-static int exchange(struct exchange *x, struct http_req *req, const char *target,
+static int exchange(struct dconn *c, struct http_req *req, const char *target,
 		    const char *authority, int *keep)
 {
 	*keep = 0;
@@ -577,66 +313,16 @@ static int exchange(struct exchange *x, struct http_req *req, const char *target
 		p = e ? e + 1 : p + len;
 	}
 	buf_puts(&msg, "Accept: */*\r\n\r\n");
-	int rc = send_all(x, msg.data, msg.len);
+	int rc = send_all(c, msg.data, msg.len);
 	buf_free(&msg);
 	if (rc < 0)
 		return rc;
-	return read_answer(x, req, keep);
-}
-
-int http_direct_read_answer(const char *bytes, size_t len, size_t piece, struct http_req *req,
-			    struct http_resp *resp, int *keep)
-{
-	struct dconn *c = xcalloc(1, sizeof(*c));
-	c->mem = bytes;
-	c->mem_len = len;
-	c->piece = piece ? piece : 1;
-	struct exchange x = { c, resp, 60, now_s(), 0, 0 };
-	resp_start(resp);
-	int rc = read_answer(&x, req, keep);
-	if (rc < 0 && rc != -EMSGSIZE)
-		resp->status = 0;
-	free(c);
-	return rc;
-}
-
-static int read_answer(struct exchange *x, struct http_req *req, int *keep)
-{
-	struct http_resp *resp = x->resp;
-	*keep = 0;
-	struct head hd;
-	int rc = read_head(x, &hd);
-	if (rc < 0)
-		return rc;
-	struct sink s = { req, resp, hd.status >= 200 && hd.status < 300, hd.status };
-	if (hd.status == 204 || hd.status == 304)
-		rc = 0;
-	else if (hd.chunked)
-		rc = take_chunked(x, &s);
-	else if (hd.has_length && s.to_out && hd.length > req->out_cap)
-		rc = -EMSGSIZE; /* not read: the connection is dropped */
-	else if (hd.has_length)
-		rc = take_body(x, &s, (size_t)hd.length, 0);
-	else
-		rc = take_body(x, &s, 0, 1);
-	if (rc == -EMSGSIZE) {
-		resp->status = hd.status; /* as http_perform: the status still counts */
-		if (!resp->err[0])
-			snprintf(resp->err, sizeof(resp->err), "answer of %" PRIu64
-				 " bytes, more than the %zu asked for", hd.length, req->out_cap);
-		return rc;
-	}
-	if (rc < 0)
-		return rc;
-	resp->status = hd.status;
-	*keep = !hd.close && (hd.chunked || hd.has_length || hd.status == 204 ||
-			      hd.status == 304);
-	return 0;
+	return http_read_answer(&c->src, req, keep);
 }
 
 int http_direct_get(struct http_req *req, struct http_resp *resp)
 {
-	resp_start(resp);
+	http_resp_start(resp);
 	char origin[sizeof(((struct dconn *)0)->origin)];
 	const char *target;
 	if (split_url(req->url, origin, sizeof(origin), &target) < 0) {
@@ -653,18 +339,23 @@ int http_direct_get(struct http_req *req, struct http_resp *resp)
 			if (!c)
 				return rc;
 		}
-		c->in_off = c->in_len = 0;
-		struct exchange x = { c, resp, req->low_speed_secs ? req->low_speed_secs : 60,
-				      now_s(), 0, 0 };
+		c->src.recv = recv_some;
+		c->src.resp = resp;
+		c->src.got = 0;
+		c->src.in_off = c->src.in_len = 0;
+		c->low_speed_secs = req->low_speed_secs ? req->low_speed_secs : 60;
+		c->win_start = now_s();
+		c->win_bytes = 0;
 		int keep = 0;
-		rc = exchange(&x, req, target, authority, &keep);
+		rc = exchange(c, req, target, authority, &keep);
+		size_t got = c->src.got;
 		if (rc == 0 && keep)
 			dpool_put(c);
 		else
 			dconn_close(c);
 		/* A kept connection the server had closed fails before any byte
 		 * of an answer: open a new one and ask again. */
-		if (rc == -ECONNRESET && reused && x.got == 0) {
+		if (rc == -ECONNRESET && reused && got == 0) {
 			resp->err[0] = '\0';
 			continue;
 		}

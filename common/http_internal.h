@@ -6,6 +6,7 @@
 
 #include <curl/curl.h>
 #include <stddef.h>
+#include <sys/types.h>
 
 #include "http.h"
 
@@ -35,12 +36,32 @@ int http_direct_usable(const struct http_req *req);
 int http_direct_get(struct http_req *req, struct http_resp *resp);
 void http_direct_cleanup(void);
 
+#define HTTP_IN_CAP (16 * 1024)   /* the longest header or chunk-size line */
+
+/* Where an answer's bytes come from (http_answer.c reads them). */
+struct http_source {
+	/* Up to cap bytes into dst: how many, 0 at the end of the bytes, or a
+	 * negative errno with resp->err set. Adds what it gave to got. */
+	ssize_t (*recv)(struct http_source *src, void *dst, size_t cap);
+	struct http_resp *resp;
+	size_t got;                 /* bytes received, head included */
+	char in[HTTP_IN_CAP];       /* received, in[in_off..in_len) not yet used */
+	size_t in_off, in_len;
+};
+
+/* resp emptied for a new exchange. */
+void http_resp_start(struct http_resp *resp);
+
 /*
- * The answer in bytes[0..len) read as http_direct_get reads one from a
- * connection, at most piece bytes at a time (the fuzz target's way in).
- * *keep: whether a connection could carry another exchange after it.
+ * The answer to a GET, read from src: 0 or a negative errno, with
+ * http_perform's codes and resp fields. *keep says whether the connection
+ * may carry another exchange after it.
  */
-int http_direct_read_answer(const char *bytes, size_t len, size_t piece, struct http_req *req,
+int http_read_answer(struct http_source *src, struct http_req *req, int *keep);
+
+/* The answer in bytes[0..len) read as from a connection handing out at most
+ * piece bytes at a time (the fuzz target's way in). */
+int http_answer_from_memory(const char *bytes, size_t len, size_t piece, struct http_req *req,
 			    struct http_resp *resp, int *keep);
 
 #endif

@@ -1,6 +1,6 @@
 /*
  * fuzz_http_answer: an HTTP/1.1 answer as the direct GET reads it off a
- * connection (common/http_direct.c): status line, headers, 1xx answers,
+ * connection (common/http_answer.c): status line, headers, 1xx answers,
  * Content-Length, chunked framing, trailers, to-the-end bodies.
  *
  * Input: one byte choosing how large out is, then the answer's bytes. The
@@ -53,7 +53,7 @@ static void read_once(const char *ans, size_t len, size_t piece, size_t cap, str
 	req.out_cap = cap;
 	req.on_out = on_out;
 	req.on_out_arg = &w;
-	r->rc = http_direct_read_answer(ans, len, piece, &req, &resp, &r->keep);
+	r->rc = http_answer_from_memory(ans, len, piece, &req, &resp, &r->keep);
 	r->status = resp.status;
 	r->out_len = resp.out_len;
 	r->body = resp.body;
