@@ -273,20 +273,14 @@ static int xfer_setup(struct xfer *x, struct http_req *req, struct http_resp *re
 	if (!x->h)
 		return -ENOMEM;
 	CURL *h = x->h;
-	resp->status = 0;
-	resp->out_len = 0;
-	resp->err[0] = '\0';
-	buf_reset(&resp->body);
+	http_resp_start(resp);
 
-	/* Header lines: "Name: value\n" each. */
-	const char *p = req->headers.data;
-	while (p && *p) {
-		const char *e = strchr(p, '\n');
-		size_t len = e ? (size_t)(e - p) : strlen(p);
-		char *line = xstrndup(p, len);
-		x->hdrs = curl_slist_append(x->hdrs, line);
-		free(line);
-		p = e ? e + 1 : p + len;
+	const char *p = req->headers.data, *line;
+	size_t len;
+	while ((line = http_header_next(&p, &len))) {
+		char *one = xstrndup(line, len);
+		x->hdrs = curl_slist_append(x->hdrs, one);
+		free(one);
 	}
 	int has_body = strcmp(req->method, "GET") != 0 && strcmp(req->method, "DELETE") != 0;
 	if (has_body) {
@@ -296,17 +290,10 @@ static int xfer_setup(struct xfer *x, struct http_req *req, struct http_resp *re
 			x->hdrs = curl_slist_append(x->hdrs, "Content-Type: application/octet-stream");
 		x->hdrs = curl_slist_append(x->hdrs, "Expect:");
 	}
-	curl_easy_setopt(h, CURLOPT_URL, req->url);
-	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(h, CURLOPT_SHARE, share);
+	http_conn_setup(h, req, x->errbuf);
 	curl_easy_setopt(h, CURLOPT_HTTPHEADER, x->hdrs);
-	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, x->errbuf);
-	curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
-	http_tls_setup(h);
 	curl_easy_setopt(h, CURLOPT_BUFFERSIZE, 256L * 1024);
 	curl_easy_setopt(h, CURLOPT_UPLOAD_BUFFERSIZE, 512L * 1024);
-	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS,
-			 req->connect_timeout_ms ? req->connect_timeout_ms : 10000L);
 	curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1024L);
 	curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, req->low_speed_secs ? req->low_speed_secs : 60L);
 	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_write);
@@ -383,13 +370,15 @@ static int xfer_finish(struct xfer *x, CURLcode c)
 	return rc;
 }
 
-CURLSH *http_share(void)
+void http_conn_setup(CURL *h, const struct http_req *req, char *errbuf)
 {
-	return share;
-}
-
-void http_tls_setup(CURL *h)
-{
+	curl_easy_setopt(h, CURLOPT_URL, req->url);
+	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(h, CURLOPT_SHARE, share);
+	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
+	curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
+	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS,
+			 req->connect_timeout_ms ? req->connect_timeout_ms : 10000L);
 	/* OpenSSL's own variables, which libcurl does not read: a private CA
 	 * (an endpoint inside a company's network, a test server) is trusted
 	 * the way other tools in the same container are told to. */
@@ -399,6 +388,26 @@ void http_tls_setup(CURL *h)
 		curl_easy_setopt(h, CURLOPT_CAINFO, file);
 	if (dir && *dir)
 		curl_easy_setopt(h, CURLOPT_CAPATH, dir);
+}
+
+void http_resp_start(struct http_resp *resp)
+{
+	resp->status = 0;
+	resp->out_len = 0;
+	resp->err[0] = '\0';
+	buf_reset(&resp->body);
+	http_forget_headers(resp);
+}
+
+const char *http_header_next(const char **p, size_t *len)
+{
+	const char *line = *p;
+	if (!line || !*line)
+		return NULL;
+	const char *e = strchr(line, '\n');
+	*len = e ? (size_t)(e - line) : strlen(line);
+	*p = e ? e + 1 : line + *len;
+	return line;
 }
 
 int http_perform(struct http_req *req, struct http_resp *resp)

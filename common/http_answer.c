@@ -20,41 +20,31 @@
 
 #define ERROR_BODY_MAX (1u << 20)  /* of a non-2xx answer, kept for its message */
 
-void http_resp_start(struct http_resp *resp)
-{
-	resp->status = 0;
-	resp->out_len = 0;
-	resp->err[0] = '\0';
-	buf_reset(&resp->body);
-	http_forget_headers(resp);
-}
-
 /* One line of the answer's head or chunk framing, without its line end. */
 static int read_line(struct http_source *x, char **line, size_t *len)
 {
-	struct http_source *c = x;
 	for (;;) {
-		char *start = c->in + c->in_off;
-		char *nl = memchr(start, '\n', c->in_len - c->in_off);
+		char *start = x->in + x->in_off;
+		char *nl = memchr(start, '\n', x->in_len - x->in_off);
 		if (nl) {
 			*line = start;
 			*len = (size_t)(nl - start);
 			if (*len && start[*len - 1] == '\r')
 				(*len)--;
-			c->in_off = (size_t)(nl - c->in) + 1;
+			x->in_off = (size_t)(nl - x->in) + 1;
 			return 0;
 		}
-		if (c->in_off > 0) {
-			memmove(c->in, start, c->in_len - c->in_off);
-			c->in_len -= c->in_off;
-			c->in_off = 0;
+		if (x->in_off > 0) {
+			memmove(x->in, start, x->in_len - x->in_off);
+			x->in_len -= x->in_off;
+			x->in_off = 0;
 		}
-		if (c->in_len == sizeof(c->in)) {
+		if (x->in_len == sizeof(x->in)) {
 			snprintf(x->resp->err, sizeof(x->resp->err), "a header line over %d bytes",
 				 HTTP_IN_CAP);
 			return -EIO;
 		}
-		ssize_t n = x->recv(x, c->in + c->in_len, sizeof(c->in) - c->in_len);
+		ssize_t n = x->recv(x, x->in + x->in_len, sizeof(x->in) - x->in_len);
 		if (n < 0)
 			return (int)n;
 		if (n == 0) {
@@ -63,7 +53,7 @@ static int read_line(struct http_source *x, char **line, size_t *len)
 					: "connection closed before an answer");
 			return -ECONNRESET;
 		}
-		c->in_len += (size_t)n;
+		x->in_len += (size_t)n;
 	}
 }
 
@@ -71,12 +61,11 @@ static int read_line(struct http_source *x, char **line, size_t *len)
  * the socket. 0 at the end of the connection. */
 static ssize_t read_body(struct http_source *x, char *dst, size_t cap)
 {
-	struct http_source *c = x;
-	size_t have = c->in_len - c->in_off;
+	size_t have = x->in_len - x->in_off;
 	if (have > 0) {
 		size_t n = have < cap ? have : cap;
-		memcpy(dst, c->in + c->in_off, n);
-		c->in_off += n;
+		memcpy(dst, x->in + x->in_off, n);
+		x->in_off += n;
 		return (ssize_t)n;
 	}
 	return x->recv(x, dst, cap);

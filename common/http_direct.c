@@ -176,18 +176,11 @@ static struct dconn *dconn_open(const struct http_req *req, const char *origin,
 		snprintf(resp->err, sizeof(resp->err), "out of memory");
 		return NULL;
 	}
-	curl_easy_setopt(c->h, CURLOPT_URL, req->url);
+	http_conn_setup(c->h, req, c->errbuf);
 	curl_easy_setopt(c->h, CURLOPT_CONNECT_ONLY, 1L);
 	curl_easy_setopt(c->h, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
-	curl_easy_setopt(c->h, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(c->h, CURLOPT_SHARE, http_share());
-	curl_easy_setopt(c->h, CURLOPT_ERRORBUFFER, c->errbuf);
-	curl_easy_setopt(c->h, CURLOPT_TCP_KEEPALIVE, 1L);
-	http_tls_setup(c->h);
 	/* curl_easy_recv takes no more than this at a time */
 	curl_easy_setopt(c->h, CURLOPT_BUFFERSIZE, RECV_MAX);
-	curl_easy_setopt(c->h, CURLOPT_CONNECTTIMEOUT_MS,
-			 req->connect_timeout_ms ? req->connect_timeout_ms : 10000L);
 	CURLcode cc = curl_easy_perform(c->h);
 	curl_socket_t fd = CURL_SOCKET_BAD;
 	if (cc == CURLE_OK)
@@ -243,15 +236,33 @@ static int send_all(struct dconn *c, const char *p, size_t len)
 }
 
 /*
+ * The low-speed rule at now: -ETIMEDOUT once a whole window of
+ * low_speed_secs has passed with under 1 KiB/s in it, as libcurl's limit
+ * would have it; a new window starts when one ends.
+ */
+static int speed_check(struct dconn *c, double now)
+{
+	long secs = c->low_speed_secs;
+	if (now - c->win_start < (double)secs)
+		return 0;
+	if (c->win_bytes < 1024u * (size_t)secs) {
+		snprintf(c->src.resp->err, sizeof(c->src.resp->err),
+			 "timed out: under 1 KiB/s for %ld s", secs);
+		return -ETIMEDOUT;
+	}
+	c->win_start = now;
+	c->win_bytes = 0;
+	return 0;
+}
+
+/*
  * Up to cap bytes from the connection into dst: how many (0 at the end of
- * the connection), or a negative errno. Slower than 1 KiB/s for
- * low_speed_secs is -ETIMEDOUT, as libcurl's low-speed limit would have it.
+ * the connection), or a negative errno (-ETIMEDOUT by speed_check).
  */
 static ssize_t recv_some(struct http_source *src, void *dst, size_t cap)
 {
 	struct dconn *c = (struct dconn *)src;
 	struct http_resp *resp = src->resp;
-	long secs = c->low_speed_secs;
 	for (;;) {
 		size_t n = 0;
 		CURLcode cc = curl_easy_recv(c->h, dst, cap, &n);
@@ -259,34 +270,19 @@ static ssize_t recv_some(struct http_source *src, void *dst, size_t cap)
 		if (cc == CURLE_OK) {
 			src->got += n;
 			c->win_bytes += n;
-			if (now - c->win_start >= (double)secs) {
-				if (n > 0 && c->win_bytes < 1024u * (size_t)secs) {
-					snprintf(resp->err, sizeof(resp->err),
-						 "timed out: under 1 KiB/s for %ld s", secs);
-					return -ETIMEDOUT;
-				}
-				c->win_start = now;
-				c->win_bytes = 0;
-			}
-			return (ssize_t)n;
+			int rc = n > 0 ? speed_check(c, now) : 0;
+			return rc < 0 ? rc : (ssize_t)n;
 		}
 		if (cc != CURLE_AGAIN) {
 			snprintf(resp->err, sizeof(resp->err), "receiving: %s",
 				 curl_easy_strerror(cc));
 			return -ECONNRESET;
 		}
-		double left = c->win_start + (double)secs - now;
-		if (left <= 0) {
-			if (c->win_bytes < 1024u * (size_t)secs) {
-				snprintf(resp->err, sizeof(resp->err),
-					 "timed out: under 1 KiB/s for %ld s", secs);
-				return -ETIMEDOUT;
-			}
-			c->win_start = now;
-			c->win_bytes = 0;
-			left = (double)secs;
-		}
-		int rc = wait_io(c, 0, (int)(left * 1000) + 1);
+		int rc = speed_check(c, now);
+		if (rc < 0)
+			return rc;
+		double left = c->win_start + (double)c->low_speed_secs - now;
+		rc = wait_io(c, 0, (int)(left * 1000) + 1);
 		if (rc < 0 && rc != -ETIMEDOUT) {
 			snprintf(resp->err, sizeof(resp->err), "receiving: %s", strerror(-rc));
 			return rc;
@@ -304,13 +300,11 @@ static int exchange(struct dconn *c, struct http_req *req, const char *target,
 	*keep = 0;
 	struct buf msg = BUF_INIT;
 	buf_printf(&msg, "GET %s HTTP/1.1\r\nHost: %s\r\n", target, authority);
-	const char *p = req->headers.data;
-	while (p && *p) {
-		const char *e = strchr(p, '\n');
-		size_t len = e ? (size_t)(e - p) : strlen(p);
-		buf_append(&msg, p, len);
+	const char *p = req->headers.data, *line;
+	size_t len;
+	while ((line = http_header_next(&p, &len))) {
+		buf_append(&msg, line, len);
 		buf_puts(&msg, "\r\n");
-		p = e ? e + 1 : p + len;
 	}
 	buf_puts(&msg, "Accept: */*\r\n\r\n");
 	int rc = send_all(c, msg.data, msg.len);

@@ -1,5 +1,6 @@
 /*
- * What http.c shares with http_direct.c, and nothing else includes.
+ * What http.c, http_direct.c and http_answer.c share, and nothing else
+ * includes.
  */
 #ifndef GCSMOUNT_HTTP_INTERNAL_H
 #define GCSMOUNT_HTTP_INTERNAL_H
@@ -10,12 +11,20 @@
 
 #include "http.h"
 
-/* The DNS cache and TLS sessions every handle shares. */
-CURLSH *http_share(void);
+/*
+ * What every handle's connection is made with: req's URL and connect
+ * timeout, the shared DNS cache and TLS sessions, TCP keep-alive, errbuf
+ * (CURL_ERROR_SIZE) for libcurl's message, and the CA certificates of
+ * $SSL_CERT_FILE and $SSL_CERT_DIR when set (else the system's).
+ */
+void http_conn_setup(CURL *h, const struct http_req *req, char *errbuf);
 
-/* The CA certificates a handle trusts: $SSL_CERT_FILE and $SSL_CERT_DIR when
- * set, else libcurl's default (the system's). */
-void http_tls_setup(CURL *h);
+/* resp emptied for a new exchange. */
+void http_resp_start(struct http_resp *resp);
+
+/* The next "Name: value" line of a request's headers from *p, its length in
+ * *len (no line end); NULL after the last. */
+const char *http_header_next(const char **p, size_t *len);
 
 /* The errno a failed libcurl call stands for (http_perform's codes). */
 int http_curl_errno(CURLcode c);
@@ -48,9 +57,6 @@ struct http_source {
 	char in[HTTP_IN_CAP];       /* received, in[in_off..in_len) not yet used */
 	size_t in_off, in_len;
 };
-
-/* resp emptied for a new exchange. */
-void http_resp_start(struct http_resp *resp);
 
 /*
  * The answer to a GET, read from src: 0 or a negative errno, with
