@@ -21,6 +21,7 @@
 #include "log.h"
 
 #define POOL_MAX 32
+#define BODY_RESERVE_MAX (8u << 20) /* the most an answer's Content-Length reserves up front */
 
 static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER; /* guards pool, npool */
 static CURL *pool[POOL_MAX];
@@ -191,6 +192,14 @@ static size_t on_write(char *src, size_t size, size_t nmemb, void *arg)
 		if (x->req->on_out)
 			x->req->on_out(x->req->on_out_arg, code, x->resp->out_len);
 		return n;
+	}
+	if (!x->resp->body.cap) {
+		/* Room for the whole answer at once: a listing page is hundreds
+		 * of KiB, which doubling would copy and fault in again and again. */
+		curl_off_t len = -1;
+		curl_easy_getinfo(x->h, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &len);
+		if (len > 0 && len <= BODY_RESERVE_MAX)
+			buf_grow(&x->resp->body, (size_t)len);
 	}
 	buf_append(&x->resp->body, src, n);
 	return n;

@@ -103,8 +103,8 @@ void fs_apply_listed(struct fs *fs, struct inode *i, const struct gcs_object *o)
 		fs_apply_object(fs, i, o);
 }
 
-int fs_dir_take_listing(struct fs *fs, struct inode *dir, const struct fs_dirent *ents,
-			size_t n, uint64_t changes, double until)
+int fs_dir_take_listing(struct fs *fs, struct inode *dir, const struct fs_dirents *ents,
+			uint64_t changes, double until)
 {
 	struct inode_table *t = &fs->inodes;
 	struct inode_dir *d = inode_dir(dir);
@@ -115,8 +115,8 @@ int fs_dir_take_listing(struct fs *fs, struct inode *dir, const struct fs_dirent
 	 * removed since it was asked for: not conclusive. Files being written
 	 * here are children whatever the bucket holds yet. */
 	uint32_t listed = inode_mark(t);
-	for (size_t k = 0; k < n; k++) {
-		struct inode *c = inode_child(t, dir, ents[k].name);
+	for (size_t k = 0; k < ents->n; k++) {
+		struct inode *c = inode_child(t, dir, fs_dirents_at(ents, k)->name);
 		if (c)
 			c->mark = listed;
 	}
@@ -125,8 +125,8 @@ int fs_dir_take_listing(struct fs *fs, struct inode *dir, const struct fs_dirent
 			return 0;
 	uint32_t added = inode_mark(t);
 	double now = inode_now();
-	for (size_t k = 0; k < n; k++) {
-		const struct fs_dirent *de = &ents[k];
+	for (size_t k = 0; k < ents->n; k++) {
+		const struct fs_dirent *de = fs_dirents_at(ents, k);
 		struct inode *c = inode_child(t, dir, de->name);
 		if (c && c->mark == added)
 			continue; /* a file named like a directory listed before it */
@@ -191,19 +191,9 @@ int fs_dir_list_begin(struct fs *fs, struct inode *dir, double now, uint64_t *ch
 	return 1;
 }
 
-struct dirents {
-	struct fs_dirent *v;
-	size_t n, cap;
-};
-
 static void collect(void *arg, struct fs_dirent *de)
 {
-	struct dirents *a = arg;
-	if (a->n == a->cap) {
-		a->cap = a->cap ? a->cap * 2 : 64;
-		a->v = xrealloc(a->v, a->cap * sizeof(*a->v));
-	}
-	a->v[a->n++] = *de;
+	fs_dirents_push(arg, de);
 }
 
 void fs_dir_list_end(struct fs *fs, struct inode *dir, struct gcs_lookup_listing *l,
@@ -216,17 +206,12 @@ void fs_dir_list_end(struct fs *fs, struct inode *dir, struct gcs_lookup_listing
 	if (l->page.next_page_token || l->page.nbad) {
 		d->no_list_until = inode_now() + fs->opts->type_ttl;
 	} else {
-		struct dirents a = {0};
+		struct fs_dirents a = {0};
 		fs_page_entries(dir, l->prefix, &l->page, collect, &a);
-		if (!fs_dir_take_listing(fs, dir, a.v, a.n, changes,
-					 asked_at + fs->opts->negative_ttl))
+		if (!fs_dir_take_listing(fs, dir, &a, changes, asked_at + fs->opts->negative_ttl))
 			/* Not conclusive (changed meanwhile): not again at every miss. */
 			d->no_list_until = inode_now() + fs->opts->negative_ttl;
-		for (size_t k = 0; k < a.n; k++) {
-			free(a.v[k].name);
-			gcs_object_clear(&a.v[k].obj);
-		}
-		free(a.v);
+		fs_dirents_free(&a);
 	}
 	gcs_list_page_free(&l->page);
 	l->ok = 0;

@@ -86,6 +86,21 @@ struct fs_dirent {
 };
 typedef void (*fs_dirent_fn)(void *arg, struct fs_dirent *de);
 
+/* A listing's entries (dirents.c), in blocks that never move once made. */
+#define FS_DIRENT_BLOCK 512
+struct fs_dirents {
+	struct fs_dirent **blocks;
+	size_t nblocks, cap;
+	size_t n;
+};
+static inline struct fs_dirent *fs_dirents_at(const struct fs_dirents *v, size_t k)
+{
+	return &v->blocks[k / FS_DIRENT_BLOCK][k % FS_DIRENT_BLOCK];
+}
+/* Takes de over (name and obj). */
+void fs_dirents_push(struct fs_dirents *v, struct fs_dirent *de);
+void fs_dirents_free(struct fs_dirents *v);
+
 /*
  * Directory knowledge (dircache.c): lookups answered from a directory's
  * known children. Functions without "takes the lock" want the table lock.
@@ -100,8 +115,8 @@ void fs_apply_listed(struct fs *fs, struct inode *i, const struct gcs_object *o)
 /* A listing of all of dir, asked for when dir's change count was `changes`:
  * unless the table contradicts it, its entries enter the table and dir
  * is complete until `until`. Returns 1 when it is. */
-int fs_dir_take_listing(struct fs *fs, struct inode *dir, const struct fs_dirent *ents,
-			size_t n, uint64_t changes, double until);
+int fs_dir_take_listing(struct fs *fs, struct inode *dir, const struct fs_dirents *ents,
+			uint64_t changes, double until);
 /* This mount's mkdir made dir: empty, known for type_ttl. */
 void fs_dir_created(struct fs *fs, struct inode *dir);
 /* How long the kernel may keep a negative entry in dir. */

@@ -155,11 +155,15 @@ struct inode *inode_child_get(struct inode_table *t, struct inode *parent, const
 			      enum inode_kind kind)
 {
 	struct inode *i = inode_child(t, parent, name);
-	if (i)
-		return i;
+	return i ? i : inode_child_add(t, parent, name, kind);
+}
+
+struct inode *inode_child_add(struct inode_table *t, struct inode *parent, const char *name,
+			      enum inode_kind kind)
+{
 	if (t->count >= t->nbuckets)
 		grow(t);
-	i = xcalloc(1, sizeof(*i));
+	struct inode *i = xcalloc(1, sizeof(*i));
 	i->ino = t->next_ino++;
 	i->parent = parent;
 	i->name = xstrdup(name);

@@ -113,6 +113,9 @@ struct inode *inode_child(struct inode_table *t, struct inode *parent, const cha
 /* Find or create the child; a new one gets kind and no attributes. */
 struct inode *inode_child_get(struct inode_table *t, struct inode *parent, const char *name,
 			      enum inode_kind kind);
+/* Create the child inode_child() just did not find. */
+struct inode *inode_child_add(struct inode_table *t, struct inode *parent, const char *name,
+			      enum inode_kind kind);
 /* Drop the (parent, name) entry: the next lookup of that name makes a new
  * inode. An inode nobody holds any more is freed here: do not use i after. */
 void inode_unhash(struct inode_table *t, struct inode *i);

@@ -25,8 +25,7 @@ struct dir_handle {
 	pthread_mutex_t lock;       /* guards everything below */
 	struct inode *dir;          /* holds a reference */
 	char *prefix;               /* object prefix of the directory, "" or "p/a/" */
-	struct fs_dirent *ents;
-	size_t n, cap;
+	struct fs_dirents ents;
 	char *next_token;           /* where a new lister starts: after a failed page, that page */
 	int started;                /* the first page was asked for */
 	double started_at;          /* then (monotonic) */
@@ -38,20 +37,31 @@ struct dir_handle {
 	size_t seen_cap, seen_n;
 };
 
+static int seen_add(struct dir_handle *d, const char *name);
+
+/* Room in the table for `more` names beyond those in it, made in one step. */
+static void seen_reserve(struct dir_handle *d, size_t more)
+{
+	size_t cap = d->seen_cap ? d->seen_cap : 256;
+	while ((d->seen_n + more) * 2 >= cap)
+		cap *= 2;
+	if (cap == d->seen_cap)
+		return;
+	size_t old_cap = d->seen_cap;
+	char **old = d->seen;
+	d->seen_cap = cap;
+	d->seen = xcalloc(d->seen_cap, sizeof(*d->seen));
+	d->seen_n = 0;
+	for (size_t k = 0; k < old_cap; k++)
+		if (old[k])
+			seen_add(d, old[k]);
+	free(old);
+}
+
 /* Returns 1 if name was already there. */
 static int seen_add(struct dir_handle *d, const char *name)
 {
-	if (d->seen_n * 2 >= d->seen_cap) {
-		size_t old_cap = d->seen_cap;
-		char **old = d->seen;
-		d->seen_cap = old_cap ? old_cap * 2 : 256;
-		d->seen = xcalloc(d->seen_cap, sizeof(*d->seen));
-		d->seen_n = 0;
-		for (size_t k = 0; k < old_cap; k++)
-			if (old[k])
-				seen_add(d, old[k]);
-		free(old);
-	}
+	seen_reserve(d, 1);
 	size_t k = (size_t)hash_str(0, name) & (d->seen_cap - 1);
 	while (d->seen[k]) {
 		if (strcmp(d->seen[k], name) == 0)
@@ -75,11 +85,7 @@ static void add_entry(void *arg, struct fs_dirent *de)
 		gcs_object_clear(&de->obj);
 		return;
 	}
-	if (d->n == d->cap) {
-		d->cap = d->cap ? d->cap * 2 : 64;
-		d->ents = xrealloc(d->ents, d->cap * sizeof(*d->ents));
-	}
-	d->ents[d->n++] = *de;
+	fs_dirents_push(&d->ents, de);
 }
 
 static int fetch_page(struct fs *fs, struct dir_handle *d)
@@ -111,13 +117,14 @@ static int fetch_page(struct fs *fs, struct dir_handle *d)
 		return fs_gcs_fail("readdir", &e);
 	}
 	free(asked);
+	seen_reserve(d, page.nitems + page.nprefixes);
 	fs_page_entries(d->dir, d->prefix, &page, add_entry, d);
 	d->done = !more;
 	d->bad |= page.nbad > 0;
 	if (d->done && !d->bad) {
 		/* The whole directory, paged to its end: its children are known. */
 		pthread_mutex_lock(&fs->inodes.lock);
-		fs_dir_take_listing(fs, d->dir, d->ents, d->n, d->changes,
+		fs_dir_take_listing(fs, d->dir, &d->ents, d->changes,
 				    d->started_at + fs->opts->negative_ttl);
 		pthread_mutex_unlock(&fs->inodes.lock);
 	}
@@ -171,11 +178,7 @@ static void dir_free(struct fs *fs, struct dir_handle *d)
 	fs_open_unlink(&d->open);
 	inode_unref(&fs->inodes, d->dir);
 	pthread_mutex_unlock(&fs->inodes.lock);
-	for (size_t k = 0; k < d->n; k++) {
-		free(d->ents[k].name);
-		gcs_object_clear(&d->ents[k].obj);
-	}
-	free(d->ents);
+	fs_dirents_free(&d->ents);
 	free(d->seen);
 	free(d->prefix);
 	free(d->next_token);
@@ -195,6 +198,10 @@ void fs_op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	fuse_reply_err(req, 0);
 }
 
+/* Each FUSE thread's reply buffer, kept from one readdir to the next: a
+ * reply is up to a MiB, which a fresh allocation would fault in every time.
+ * Not the handle's: once the kernel has a reply, the directory may be
+ * closed and the handle freed while writev is still returning. */
 static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		       struct fuse_file_info *fi, int plus)
 {
@@ -221,22 +228,22 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 			size_t idx = k - 2;
 			/* Entries in hand go out before waiting for the next page:
 			 * the kernel takes them in while that page arrives. */
-			if (idx >= d->n && !d->done && (size_t)k > (size_t)off && idx > 0)
+			if (idx >= d->ents.n && !d->done && (size_t)k > (size_t)off && idx > 0)
 				break;
-			while (idx >= d->n && !d->done && rc == 0)
+			while (idx >= d->ents.n && !d->done && rc == 0)
 				rc = fetch_page(fs, d);
 			if (rc < 0)
 				break;
-			if (idx == d->n && d->done == 1) {
-				size_t before = d->n;
+			if (idx == d->ents.n && d->done == 1) {
+				size_t before = d->ents.n;
 				add_local_children(fs, d);
 				d->done = 2; /* local ones added once */
-				if (d->n == before)
+				if (d->ents.n == before)
 					break;
 			}
-			if (idx >= d->n)
+			if (idx >= d->ents.n)
 				break;
-			struct fs_dirent *de = &d->ents[idx];
+			struct fs_dirent *de = fs_dirents_at(&d->ents, idx);
 			name = de->name;
 			pthread_mutex_lock(&fs->inodes.lock);
 			child = inode_child(&fs->inodes, d->dir, name);
@@ -248,7 +255,7 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 			}
 			if (plus) {
 				if (!child)
-					child = inode_child_get(&fs->inodes, d->dir, name,
+					child = inode_child_add(&fs->inodes, d->dir, name,
 								de->kind);
 				if (de->obj.name && !child->writer)
 					fs_apply_listed(fs, child, &de->obj);
