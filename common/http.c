@@ -382,6 +382,7 @@ static int xfer_finish(struct xfer *x, CURLcode c)
 void http_conn_setup(CURL *h, const struct http_req *req, char *errbuf)
 {
 	curl_easy_setopt(h, CURLOPT_URL, req->url);
+	curl_easy_setopt(h, CURLOPT_USERAGENT, HTTP_USER_AGENT);
 	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(h, CURLOPT_SHARE, share);
 	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);

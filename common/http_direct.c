@@ -306,7 +306,7 @@ static int exchange(struct dconn *c, struct http_req *req, const char *target,
 		buf_append(&msg, line, len);
 		buf_puts(&msg, "\r\n");
 	}
-	buf_puts(&msg, "Accept: */*\r\n\r\n");
+	buf_puts(&msg, "User-Agent: " HTTP_USER_AGENT "\r\nAccept: */*\r\n\r\n");
 	int rc = send_all(c, msg.data, msg.len);
 	buf_free(&msg);
 	if (rc < 0)

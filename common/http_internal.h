@@ -11,10 +11,17 @@
 
 #include "http.h"
 
+#ifndef GCSMOUNT_VERSION
+#define GCSMOUNT_VERSION "dev"
+#endif
+/* Every request names the tool and its version, so the server side (logs,
+ * support cases, audit) can tell gcsmount's requests apart. */
+#define HTTP_USER_AGENT "gcsmount/" GCSMOUNT_VERSION
+
 /*
  * What every handle's connection is made with: req's URL and connect
  * timeout, the shared DNS cache and TLS sessions, TCP keep-alive, errbuf
- * (CURL_ERROR_SIZE) for libcurl's message, and the CA certificates of
+ * (CURL_ERROR_SIZE) for libcurl's message, the User-Agent, and the CA certificates of
  * $SSL_CERT_FILE and $SSL_CERT_DIR when set (else the system's).
  */
 void http_conn_setup(CURL *h, const struct http_req *req, char *errbuf);

@@ -1,6 +1,6 @@
 """Test-control API of the GCS emulator (everything under /_emu/).
 
-Stats   - request counters by kind and status, body bytes in/out.
+Stats   - request counters by kind and status and by User-Agent, body bytes in/out.
 Faults  - fault injection in the spirit of storage-testbench's retry
           instructions: each fault matches a request kind ("*" = any, with
           optional bucket/object filters) and applies to its next `count`
@@ -169,12 +169,14 @@ class Stats:
             self.requests = Counter()
             self.status = Counter()
             self.by_kind = {}
+            self.user_agents = Counter()   # User-Agent header ("" when none) -> requests
             self.bytes_in = 0
             self.bytes_out = 0
             self.since = time.time()
 
-    def record(self, kind, status):
+    def record(self, kind, status, agent=None):
         with self.lock:
+            self.user_agents[agent or ""] += 1
             self.requests[kind] += 1
             self.status[str(status)] += 1
             self.by_kind.setdefault(kind, Counter())[str(status)] += 1
@@ -191,6 +193,7 @@ class Stats:
         with self.lock:
             return {"requests": dict(self.requests), "status": dict(self.status),
                     "by_kind": {k: dict(v) for k, v in self.by_kind.items()},
+                    "user_agents": dict(self.user_agents),
                     "total": sum(self.requests.values()),
                     "bytes_in": self.bytes_in, "bytes_out": self.bytes_out,
                     "since": self.since}

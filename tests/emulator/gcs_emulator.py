@@ -220,7 +220,8 @@ class Handler(BaseHTTPRequestHandler):
         the answer and then reads /_emu/stats always finds it counted)."""
         if not self.recorded and self.kind is not None:
             self.recorded = True
-            self.server.app.stats.record(self.kind, self.status if self.status is not None else 0)
+            self.server.app.stats.record(self.kind, self.status if self.status is not None else 0,
+                                         self.headers.get("User-Agent") if self.headers else None)
 
     def _start(self, code, headers, length):
         self.status = code

@@ -234,6 +234,7 @@ static void test_length_keepalive_and_request(void **state)
 	assert_non_null(strstr(S.last_request, host));
 	assert_non_null(strstr(S.last_request, "\r\nRange: bytes=0-9\r\n"));
 	assert_non_null(strstr(S.last_request, "\r\nAuthorization: Bearer t0k\r\n"));
+	assert_non_null(strstr(S.last_request, "\r\nUser-Agent: gcsmount/"));
 	pthread_mutex_unlock(&S.lock);
 	http_resp_free(&r);
 	/* the second request rides the same connection */
