@@ -198,10 +198,6 @@ void fs_op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	fuse_reply_err(req, 0);
 }
 
-/* Each FUSE thread's reply buffer, kept from one readdir to the next: a
- * reply is up to a MiB, which a fresh allocation would fault in every time.
- * Not the handle's: once the kernel has a reply, the directory may be
- * closed and the handle freed while writev is still returning. */
 static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		       struct fuse_file_info *fi, int plus)
 {
