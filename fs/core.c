@@ -142,6 +142,8 @@ void fs_apply_object(struct fs *fs, struct inode *i, const struct gcs_object *o)
 	i->size = o->size;
 	i->generation = o->generation;
 	i->components = o->component_count;
+	i->crc32c = o->crc32c;
+	i->has_crc32c = o->has_crc32c;
 	i->mtime = o->mtime;
 	if (o->is_symlink) {
 		i->kind = INODE_SYMLINK;

@@ -74,6 +74,8 @@ struct inode {
 	uint64_t size;
 	int64_t generation;         /* 0: no object (yet) */
 	int components;             /* of a composite object, else 1 */
+	uint32_t crc32c;            /* of the object's bytes, when has_crc32c */
+	int has_crc32c;
 	struct timespec mtime;
 	double attr_expires;        /* monotonic seconds; 0: unknown */
 	char *symlink_target;

@@ -40,6 +40,14 @@ static struct handle *handle_of(struct fuse_file_info *fi)
 	return (struct handle *)(uintptr_t)fi->fh;
 }
 
+/* What a reader of i's object pins now (table lock held). */
+static struct reader_pin inode_pin(const struct inode *i)
+{
+	struct reader_pin pin = {.generation = i->generation, .size = i->size,
+				 .crc32c = i->crc32c, .has_crc32c = i->has_crc32c};
+	return pin;
+}
+
 /* Attach a new handle; a writable one counts on the inode's writer. Table lock held. */
 static struct handle *handle_new(struct fs *fs, struct inode *i, int writable)
 {
@@ -153,6 +161,7 @@ void fs_op_create(fuse_req_t req, fuse_ino_t parent_ino, const char *name, mode_
 	i->size = 0;
 	i->generation = 0;
 	i->components = 0;
+	i->has_crc32c = 0;
 	clock_gettime(CLOCK_REALTIME, &i->mtime);
 	struct handle *h = handle_new(fs, i, 1);
 	fs_fill_entry(fs, i, &e);
@@ -195,8 +204,9 @@ void fs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	if (!writable) {
 		h = handle_new(fs, i, 0);
 		if (!i->writer) {
-			h->reader = reader_new(fs->prefetcher, fs->gcs, name.data, i->generation,
-					       i->size, fs->opts->read_ahead);
+			struct reader_pin pin = inode_pin(i);
+			h->reader = reader_new(fs->prefetcher, fs->gcs, name.data, &pin,
+					       fs->opts->read_ahead);
 			/* The kernel keeps one copy of a file's pages for all its
 			 * handles. While handles pinned to an older generation are
 			 * open, their bytes are what it holds: a handle of a newer
@@ -233,6 +243,39 @@ void fs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return;
 	}
 	reply_open(req, fs, h, fi, NULL);
+}
+
+/*
+ * A read reaching past the end of what h pins: the file may have grown in
+ * the bucket since it was opened (a log or an event file appended to by
+ * another mount), as the attributes say once stat_ttl has passed. If the
+ * new generation extends the pinned one, h reads on into it; if the
+ * object was replaced instead, h keeps the old bytes (and its end).
+ */
+static void follow_growth(struct fs *fs, struct handle *h)
+{
+	if (fs_refresh_attr(fs, h->inode) < 0)
+		return; /* gone or unreachable: the pinned bytes are still there to read */
+	pthread_mutex_lock(&fs->inodes.lock);
+	struct reader_pin now = inode_pin(h->inode);
+	pthread_mutex_unlock(&fs->inodes.lock);
+	int64_t was = reader_pin_of(h->reader).generation;
+	struct gcs_error e = {0};
+	int rc = reader_follow(h->reader, &now, &e);
+	if (rc < 0) {
+		fs_gcs_fail("read", &e);
+	} else if (rc == 2) {
+		log_info("read %s: generation %lld is not an append to generation %lld, which "
+			 "this open file keeps reading", h->reader->object, (long long)now.generation,
+			 (long long)was);
+	} else if (rc == 1 && h->cached) {
+		/* The kernel's copy of the pages holds the old generation's bytes,
+		 * which begin the new one: a new open may share it. */
+		pthread_mutex_lock(&fs->inodes.lock);
+		if (h->inode->cached_gen == was)
+			h->inode->cached_gen = now.generation;
+		pthread_mutex_unlock(&fs->inodes.lock);
+	}
 }
 
 /* Reply with the view's bytes in place, its spans gathered by writev. */
@@ -286,10 +329,11 @@ void fs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		if (rc == 0)
 			rc = fs_object_name(fs, h->inode, 0, &name);
 		pthread_mutex_lock(&fs->inodes.lock);
-		if (rc == 0 && !h->reader)
-			h->reader = reader_new(fs->prefetcher, fs->gcs, name.data,
-					       h->inode->generation, h->inode->size,
+		if (rc == 0 && !h->reader) {
+			struct reader_pin pin = inode_pin(h->inode);
+			h->reader = reader_new(fs->prefetcher, fs->gcs, name.data, &pin,
 					       fs->opts->read_ahead);
+		}
 		pthread_mutex_unlock(&fs->inodes.lock);
 		buf_free(&name);
 		if (!h->reader) {
@@ -300,6 +344,8 @@ void fs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	struct gcs_error e = {0};
 	struct reader_view v;
 	struct reader *r = h->reader;
+	if ((uint64_t)off + size > reader_pin_of(r).size)
+		follow_growth(fs, h);
 	int rc = reader_view(r, size, (uint64_t)off, &v, &e);
 	if (rc < 0) {
 		rc = fs_gcs_fail("read", &e);

@@ -11,12 +11,14 @@
 #include <time.h>
 
 #include "common/buf.h"
+#include "common/crc32c.h"
 #include "common/log.h"
 
 #define FIRST_WINDOW (1u << 20)
 #define MIN_FETCH (128u << 10)
 #define SMALLEST_FETCH (4u << 10)
 #define SEG_MAX (8u << 20)
+#define FOLLOW_PIECE (1u << 20) /* read at a time to check an object that grew */
 /* Segment buffers kept for reuse: fresh pages cost a fault each (zeroed by
  * the kernel), which made faults, not the network, the price of a read. */
 #define POOL_KEEP 12
@@ -30,6 +32,7 @@ enum { SEG_FREE, SEG_LOADING, SEG_READY, SEG_FAILED };
 struct job {
 	struct reader *r;
 	struct segment *s;
+	int64_t generation;         /* the pin when it was queued */
 	struct job *next;
 };
 
@@ -148,7 +151,7 @@ static void *prefetch_worker(void *arg)
 			pthread_mutex_lock(&r->lock);
 			s->buf = buf;
 			pthread_mutex_unlock(&r->lock);
-			rc = gcs_object_read_streamed(r->gcs, r->object, r->generation, s->off, buf,
+			rc = gcs_object_read_streamed(r->gcs, r->object, j->generation, s->off, buf,
 						      s->len, &got, seg_arrived, j, &e);
 		} else {
 			rc = -ENOMEM;
@@ -231,16 +234,16 @@ static size_t first_window(const struct reader *r)
 }
 
 struct reader *reader_new(struct prefetcher *pf, struct gcs_client *gcs, const char *object,
-			  int64_t generation, uint64_t size, size_t max_window)
+			  const struct reader_pin *pin, size_t max_window)
 {
 	struct reader *r = xcalloc(1, sizeof(*r));
 	pthread_mutex_init(&r->lock, NULL);
 	pthread_cond_init(&r->changed, NULL);
+	pthread_mutex_init(&r->follow_lock, NULL);
 	r->pf = pf;
 	r->gcs = gcs;
 	r->object = xstrdup(object);
-	r->generation = generation;
-	r->size = size;
+	r->pin = *pin;
 	r->max_window = max_window < MIN_FETCH ? MIN_FETCH : max_window;
 	r->window = first_window(r);
 	r->rand_fetch = MIN_FETCH;
@@ -281,6 +284,7 @@ void reader_free(struct reader *r)
 	pthread_mutex_unlock(&r->lock);
 	pthread_mutex_destroy(&r->lock);
 	pthread_cond_destroy(&r->changed);
+	pthread_mutex_destroy(&r->follow_lock);
 	free(r->object);
 	free(r);
 }
@@ -338,8 +342,8 @@ static void seg_drop_behind(struct reader *r, uint64_t off)
 /* Queue fetches of [r->ahead, until) in segments, as slots and budget allow. */
 static void prefetch_to(struct reader *r, uint64_t until)
 {
-	if (until > r->size)
-		until = r->size;
+	if (until > r->pin.size)
+		until = r->pin.size;
 	while (r->ahead < until) {
 		size_t len = until - r->ahead < SEG_MAX ? (size_t)(until - r->ahead) : SEG_MAX;
 		/* Top the window up in chunks of half of it (at most a segment):
@@ -347,7 +351,7 @@ static void prefetch_to(struct reader *r, uint64_t until)
 		 * requests the size of a read. Until a chunk is due, at least
 		 * half the window is fetched or on its way. */
 		size_t chunk = r->window / 2 < SEG_MAX ? r->window / 2 : SEG_MAX;
-		if (len < chunk && until < r->size)
+		if (len < chunk && until < r->pin.size)
 			return;
 		struct segment *s = seg_free_slot(r, r->ahead, 1);
 		if (!s || !budget_take(r->pf, len))
@@ -363,6 +367,7 @@ static void prefetch_to(struct reader *r, uint64_t until)
 		struct job *j = xcalloc(1, sizeof(*j));
 		j->r = r;
 		j->s = s;
+		j->generation = r->pin.generation;
 		struct prefetcher *pf = r->pf;
 		pthread_mutex_lock(&pf->lock);
 		if (pf->tail)
@@ -391,11 +396,13 @@ int reader_view(struct reader *r, size_t len, uint64_t off, struct reader_view *
 		struct gcs_error *e)
 {
 	memset(v, 0, sizeof(*v));
-	if (off >= r->size || len == 0)
-		return 0;
-	if (len > r->size - off)
-		len = (size_t)(r->size - off);
 	pthread_mutex_lock(&r->lock);
+	if (off >= r->pin.size || len == 0) {
+		pthread_mutex_unlock(&r->lock);
+		return 0;
+	}
+	if (len > r->pin.size - off)
+		len = (size_t)(r->pin.size - off);
 	int rc = 0;
 	/* The kernel sends readahead requests concurrently, a little out of
 	 * order: near the expected offset still counts as sequential, once a
@@ -467,12 +474,13 @@ int reader_view(struct reader *r, size_t len, uint64_t off, struct reader_view *
 				r->rand_fetch /= 2;
 		}
 		size_t want = len - v->got < r->rand_fetch ? r->rand_fetch : len - v->got;
-		if (want > r->size - at)
-			want = (size_t)(r->size - at);
+		if (want > r->pin.size - at)
+			want = (size_t)(r->pin.size - at);
 		char *buf = xmalloc(want);
 		size_t n = 0;
+		int64_t generation = r->pin.generation;
 		pthread_mutex_unlock(&r->lock);
-		rc = gcs_object_read(r->gcs, r->object, r->generation, at, buf, want, &n, e);
+		rc = gcs_object_read(r->gcs, r->object, generation, at, buf, want, &n, e);
 		pthread_mutex_lock(&r->lock);
 		if (rc < 0 || n == 0) {
 			free(buf);
@@ -536,4 +544,100 @@ void reader_view_done(struct reader *r, struct reader_view *v)
 	}
 	free(v->own);
 	memset(v, 0, sizeof(*v));
+}
+
+struct reader_pin reader_pin_of(struct reader *r)
+{
+	pthread_mutex_lock(&r->lock);
+	struct reader_pin pin = r->pin;
+	pthread_mutex_unlock(&r->lock);
+	return pin;
+}
+
+/* The CRC32C of the pinned bytes continued over now's bytes past them, read
+ * a piece at a time; the first piece is handed back in *first (first_n
+ * bytes) to serve the read that asked. */
+static int tail_crc(struct reader *r, const struct reader_pin *was, const struct reader_pin *now,
+		    uint32_t *crc, char **first, size_t *first_n, struct gcs_error *e)
+{
+	char *buf = xmalloc(FOLLOW_PIECE);
+	*crc = was->crc32c;
+	*first = NULL;
+	*first_n = 0;
+	int rc = 0;
+	for (uint64_t at = was->size; at < now->size;) {
+		size_t want = now->size - at < FOLLOW_PIECE ? (size_t)(now->size - at) : FOLLOW_PIECE;
+		size_t n = 0;
+		rc = gcs_object_read(r->gcs, r->object, now->generation, at, buf, want, &n, e);
+		if (rc == 0 && n == 0) {
+			rc = -EIO;
+			e->err = rc;
+			snprintf(e->msg, sizeof(e->msg), "read %s: generation %lld ends before its "
+				 "size", r->object, (long long)now->generation);
+		}
+		if (rc < 0)
+			break;
+		*crc = crc32c_update(*crc, buf, n);
+		if (!*first) {
+			*first = buf;
+			*first_n = n;
+			buf = xmalloc(FOLLOW_PIECE);
+		}
+		at += n;
+	}
+	free(buf);
+	if (rc < 0) {
+		free(*first);
+		*first = NULL;
+	}
+	return rc;
+}
+
+int reader_follow(struct reader *r, const struct reader_pin *now, struct gcs_error *e)
+{
+	pthread_mutex_lock(&r->follow_lock);
+	pthread_mutex_lock(&r->lock);
+	struct reader_pin was = r->pin;
+	int64_t refused = r->refused;
+	pthread_mutex_unlock(&r->lock);
+	int rc = 0;
+	if (now->generation == was.generation || now->generation == refused)
+		goto out;
+	if (!was.has_crc32c || !now->has_crc32c || now->size <= was.size) {
+		rc = 2;
+	} else {
+		uint32_t crc;
+		char *first;
+		size_t first_n;
+		rc = tail_crc(r, &was, now, &crc, &first, &first_n, e);
+		if (rc == 0 && crc != now->crc32c) {
+			free(first);
+			rc = 2;
+		} else if (rc == 0) {
+			pthread_mutex_lock(&r->lock);
+			r->pin = *now;
+			/* The new bytes at the old end are what the read asked for. */
+			struct segment *s = seg_free_slot(r, was.size, 0);
+			if (s && budget_take(r->pf, first_n)) {
+				s->off = was.size;
+				s->len = first_n;
+				s->got = first_n;
+				s->buf = first;
+				s->pooled = 0;
+				s->state = SEG_READY;
+				first = NULL;
+			}
+			pthread_mutex_unlock(&r->lock);
+			free(first);
+			rc = 1;
+		}
+	}
+	if (rc == 2) {
+		pthread_mutex_lock(&r->lock);
+		r->refused = now->generation;
+		pthread_mutex_unlock(&r->lock);
+	}
+out:
+	pthread_mutex_unlock(&r->follow_lock);
+	return rc;
 }

@@ -13,7 +13,14 @@
  * Prefetch memory across all readers is capped by a global budget: past
  * it, nothing more is fetched ahead and reads fetch just what they need.
  *
- * r->lock guards the segments and the window; a prefetch thread takes it
+ * A read that reaches the end of the pinned generation may find the object
+ * grown (a log or event file that another mount or tool appends to): the
+ * reader moves on to the new generation when its first bytes are the pinned
+ * ones, checked by the CRC32C of the pinned bytes continued over the new
+ * tail, which must give the new generation's CRC32C (reader_follow). An
+ * object replaced by other bytes is not followed: the reader keeps the old.
+ *
+ * r->lock guards the segments, the window and the pin; a prefetch thread takes it
  * to publish how far its segment has arrived, and a read uses those bytes
  * at once, before the rest of the segment lands. Reads hand out views of
  * segment memory (no copy); a segment a view pins is not evicted until
@@ -45,14 +52,23 @@ struct segment {
 	struct gcs_error err;
 };
 
+/* What a reader reads: a generation of the object and what the bucket said of it. */
+struct reader_pin {
+	int64_t generation;
+	uint64_t size;
+	uint32_t crc32c;
+	int has_crc32c;             /* 0: growth cannot be checked, so it is not followed */
+};
+
 struct reader {
 	pthread_mutex_t lock;
 	pthread_cond_t changed;     /* a segment finished */
+	pthread_mutex_t follow_lock; /* one reader_follow at a time */
 	struct prefetcher *pf;
 	struct gcs_client *gcs;
 	char *object;               /* the name at open (prefetch uses it) */
-	int64_t generation;
-	uint64_t size;              /* object size at open */
+	struct reader_pin pin;      /* at open, then each generation followed */
+	int64_t refused;            /* a generation found not to extend the pin */
 	struct segment seg[READER_SEGMENTS];
 	uint64_t next_off;          /* where a sequential reader reads next */
 	int streak;                 /* the last read was sequential */
@@ -70,7 +86,7 @@ struct prefetcher *prefetcher_new(int threads, uint64_t budget);
 void prefetcher_free(struct prefetcher *pf);
 
 struct reader *reader_new(struct prefetcher *pf, struct gcs_client *gcs, const char *object,
-			  int64_t generation, uint64_t size, size_t max_window);
+			  const struct reader_pin *pin, size_t max_window);
 /* Waits for its segments in flight. */
 void reader_free(struct reader *r);
 /*
@@ -89,6 +105,18 @@ struct reader_view {
 	size_t got;                     /* sum of the spans: short only at the end */
 	char *own;
 };
+
+/* What the reader reads now. */
+struct reader_pin reader_pin_of(struct reader *r);
+
+/*
+ * The object is now `now`. Returns 1 when the reader moved on to it (it
+ * extends the pinned generation), 2 when it does not (it is not checked
+ * again), 0 when there is nothing to do (the same generation, not longer,
+ * or refused before), or a negative errno when the new bytes could not be
+ * fetched (the reader stays; a later call tries again).
+ */
+int reader_follow(struct reader *r, const struct reader_pin *now, struct gcs_error *e);
 
 /* Up to len bytes at off. On error nothing is held. */
 int reader_view(struct reader *r, size_t len, uint64_t off, struct reader_view *v,

@@ -397,3 +397,81 @@ def test_reads_answered_as_files_close(bucket, mount_factory):
     for t in threads:
         t.join()
     assert errors == []      # and the mount's exit status, checked at teardown
+
+
+def read_until(f, want, timeout):
+    """Read f (unbuffered) at its end until want bytes came or timeout passed."""
+    got = b""
+    end = time.time() + timeout
+    while len(got) < want and time.time() < end:
+        chunk = f.read(want - len(got))
+        if chunk:
+            got += chunk
+        else:
+            time.sleep(0.1)
+    return got
+
+
+def test_open_file_follows_appends_made_elsewhere(bucket, mount_factory):
+    """tail -f, TensorBoard: a file held open and read at its end sees what another
+    writer appends, through the same open file, once stat_ttl has passed. Each
+    step is checked (the CRC32C of the bytes held, continued over the new tail,
+    must be the new generation's), so a replacement is never followed."""
+    m = mount_factory(bucket, "run", opts=["stat_ttl=1"])
+    data = os.urandom(300 << 10)
+    bucket.put("run/events.log", data)
+    f = open(m.p("events.log"), "rb", buffering=0)
+    assert read_until(f, len(data), 5) == data
+    assert f.read(4096) == b""
+    for size in (700 << 10, 1500 << 10, 3 << 20):   # within, past, well past a check piece
+        tail = os.urandom(size)
+        bucket.put("tmp/tail", tail)                 # an append, as live publishing makes it
+        bucket.compose("run/events.log", ["run/events.log", "tmp/tail"])
+        data += tail
+        assert read_until(f, len(tail), 15) == tail
+    assert f.read(4096) == b""
+    # Replaced by other, longer bytes: the open file keeps its own.
+    other = os.urandom(len(data) + (100 << 10))
+    bucket.put("run/events.log", other)
+    time.sleep(2)
+    try:
+        assert f.read(1 << 20) == b""
+        f.seek(0)
+        assert f.read(len(data) + 1) == data
+    except OSError as e:
+        assert e.errno == errno.ESTALE            # or the old bytes are gone
+    f.close()
+    with open(m.p("events.log"), "rb") as g:
+        assert g.read() == other
+
+
+def test_reader_in_another_mount_follows_a_live_written_file(bucket, mount_factory):
+    """The pods of the mission: a training job writes an event file through one
+    mount, only flushing it, and TensorBoard in another pod keeps it open and reads
+    on at its end. The reader sees the file grow while it is written, and ends with
+    exactly the bytes written."""
+    w = mount_factory(bucket, "run", opts=["publish_interval=1"])
+    r = mount_factory(bucket, "run", opts=["stat_ttl=1"])
+    written = bytearray()
+    first = os.urandom(64 << 10)
+    with open(w.p("events.out"), "wb") as out:
+        out.write(first)
+    written += first
+    f = open(r.p("events.out"), "rb", buffering=0)
+    got = bytearray(read_until(f, len(first), 10))
+    grew_while_open = False
+    with open(w.p("events.out"), "ab") as out:
+        end = time.time() + 6
+        while time.time() < end:
+            rec = os.urandom(random.randint(100, 40000))
+            out.write(rec)
+            out.flush()
+            written += rec
+            got += f.read(1 << 20)
+            if len(got) > len(first):
+                grew_while_open = True
+            time.sleep(0.05)
+    got += read_until(f, len(written) - len(got), 20)
+    f.close()
+    assert grew_while_open, "nothing new was read while the file was being written"
+    assert bytes(got) == bytes(written)
