@@ -5,6 +5,7 @@ import http.client
 import http.server
 import os
 import random
+import subprocess
 import threading
 import time
 import urllib.parse
@@ -475,3 +476,35 @@ def test_reader_in_another_mount_follows_a_live_written_file(bucket, mount_facto
     f.close()
     assert grew_while_open, "nothing new was read while the file was being written"
     assert bytes(got) == bytes(written)
+
+
+def test_tail_f_in_another_mount_follows_a_growing_log(bucket, mount_factory):
+    """GNU tail -f (polling, as it does on FUSE) in one mount over a log that a
+    program appends to through another: tail prints every line, in order."""
+    w = mount_factory(bucket, "run", opts=["publish_interval=1"])
+    r = mount_factory(bucket, "run", opts=["stat_ttl=1"])
+    lines = [b"step %d loss %f\n" % (k, random.random()) for k in range(60)]
+    with open(w.p("train.log"), "wb") as out:
+        out.write(lines[0])
+    tail = subprocess.Popen(["tail", "-c", "+1", "-f", "-s", "0.2", r.p("train.log")],
+                            stdout=subprocess.PIPE)
+    try:
+        with open(w.p("train.log"), "ab") as out:
+            for line in lines[1:]:
+                out.write(line)
+                out.flush()
+                time.sleep(0.05)
+        want = b"".join(lines)
+        got = b""
+        end = time.time() + 20
+        os.set_blocking(tail.stdout.fileno(), False)
+        while len(got) < len(want) and time.time() < end:
+            chunk = tail.stdout.read()
+            if chunk:
+                got += chunk
+            else:
+                time.sleep(0.1)
+        assert got == want
+    finally:
+        tail.kill()
+        tail.wait()
