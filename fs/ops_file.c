@@ -265,9 +265,9 @@ static void follow_growth(struct fs *fs, struct handle *h)
 	if (rc < 0) {
 		fs_gcs_fail("read", &e);
 	} else if (rc == 2) {
-		log_info("read %s: generation %lld is not an append to generation %lld, which "
-			 "this open file keeps reading", h->reader->object, (long long)now.generation,
-			 (long long)was);
+		log_info("read %s: generation %lld is not shown to be an append to generation "
+			 "%lld, which this open file keeps reading", h->reader->object,
+			 (long long)now.generation, (long long)was);
 	} else if (rc == 1 && h->cached) {
 		/* The kernel's copy of the pages holds the old generation's bytes,
 		 * which begin the new one: a new open may share it. */
