@@ -19,6 +19,7 @@
 #define SMALLEST_FETCH (4u << 10)
 #define SEG_MAX (8u << 20)
 #define FOLLOW_PIECE (1u << 20) /* read at a time to check an object that grew */
+#define FOLLOW_PER_READ (256u << 20) /* the most of it one read checks */
 /* Segment buffers kept for reuse: fresh pages cost a fault each (zeroed by
  * the kernel), which made faults, not the network, the price of a read. */
 #define POOL_KEEP 12
@@ -554,19 +555,32 @@ struct reader_pin reader_pin_of(struct reader *r)
 	return pin;
 }
 
-/* The CRC32C of the pinned bytes continued over now's bytes past them, read
- * a piece at a time; the first piece is handed back in *first (first_n
- * bytes) to serve the read that asked. */
+/*
+ * The CRC32C of the pinned bytes continued over now's bytes past them, read
+ * a piece at a time, into *crc: 0 when done, 1 when FOLLOW_PER_READ bytes
+ * were checked and more are left (r->check keeps the place for the next
+ * call), or a negative errno. When done in one call, the first piece is
+ * handed back in *first (first_n bytes) to serve the read that asked.
+ * Under follow_lock.
+ */
 static int tail_crc(struct reader *r, const struct reader_pin *was, const struct reader_pin *now,
 		    uint32_t *crc, char **first, size_t *first_n, struct gcs_error *e)
 {
-	char *buf = xmalloc(FOLLOW_PIECE);
+	uint64_t at = was->size;
 	*crc = was->crc32c;
+	if (r->check.generation == now->generation) {
+		at = r->check.upto;
+		*crc = r->check.crc;
+	}
+	r->check.generation = 0;
+	uint64_t stop = now->size - at > FOLLOW_PER_READ ? at + FOLLOW_PER_READ : now->size;
+	int resumed = at != was->size;
+	char *buf = xmalloc(FOLLOW_PIECE);
 	*first = NULL;
 	*first_n = 0;
 	int rc = 0;
-	for (uint64_t at = was->size; at < now->size;) {
-		size_t want = now->size - at < FOLLOW_PIECE ? (size_t)(now->size - at) : FOLLOW_PIECE;
+	while (at < stop) {
+		size_t want = stop - at < FOLLOW_PIECE ? (size_t)(stop - at) : FOLLOW_PIECE;
 		size_t n = 0;
 		rc = gcs_object_read(r->gcs, r->object, now->generation, at, buf, want, &n, e);
 		if (rc == 0 && n == 0) {
@@ -578,7 +592,7 @@ static int tail_crc(struct reader *r, const struct reader_pin *was, const struct
 		if (rc < 0)
 			break;
 		*crc = crc32c_update(*crc, buf, n);
-		if (!*first) {
+		if (!*first && !resumed && stop == now->size) {
 			*first = buf;
 			*first_n = n;
 			buf = xmalloc(FOLLOW_PIECE);
@@ -586,7 +600,13 @@ static int tail_crc(struct reader *r, const struct reader_pin *was, const struct
 		at += n;
 	}
 	free(buf);
-	if (rc < 0) {
+	if (rc == 0 && at < now->size) {
+		r->check.generation = now->generation;
+		r->check.upto = at;
+		r->check.crc = *crc;
+		rc = 1;
+	}
+	if (rc != 0) {
 		free(*first);
 		*first = NULL;
 	}
@@ -610,14 +630,16 @@ int reader_follow(struct reader *r, const struct reader_pin *now, struct gcs_err
 		char *first;
 		size_t first_n;
 		rc = tail_crc(r, &was, now, &crc, &first, &first_n, e);
-		if (rc == 0 && crc != now->crc32c) {
+		if (rc == 1) {
+			rc = 0; /* a long tail: the next read goes on checking it */
+		} else if (rc == 0 && crc != now->crc32c) {
 			free(first);
 			rc = 2;
 		} else if (rc == 0) {
 			pthread_mutex_lock(&r->lock);
 			r->pin = *now;
 			/* The new bytes at the old end are what the read asked for. */
-			struct segment *s = seg_free_slot(r, was.size, 0);
+			struct segment *s = first ? seg_free_slot(r, was.size, 0) : NULL;
 			if (s && budget_take(r->pf, first_n)) {
 				s->off = was.size;
 				s->len = first_n;

@@ -17,8 +17,10 @@
  * grown (a log or event file that another mount or tool appends to): the
  * reader moves on to the new generation when its first bytes are the pinned
  * ones, checked by the CRC32C of the pinned bytes continued over the new
- * tail, which must give the new generation's CRC32C (reader_follow). An
- * object replaced by other bytes is not followed: the reader keeps the old.
+ * tail, which must give the new generation's CRC32C (reader_follow). A
+ * read checks at most 256 MiB of tail; a longer one is checked over the
+ * reads that follow, which find the old end meanwhile. An object replaced
+ * by other bytes is not followed: the reader keeps the old.
  *
  * r->lock guards the segments, the window and the pin; a prefetch thread takes it
  * to publish how far its segment has arrived, and a read uses those bytes
@@ -69,6 +71,11 @@ struct reader {
 	char *object;               /* the name at open (prefetch uses it) */
 	struct reader_pin pin;      /* at open, then each generation followed */
 	int64_t refused;            /* a generation found not to extend the pin */
+	struct {                    /* a long tail checked over several reads (follow_lock) */
+		int64_t generation;     /* 0: none under way */
+		uint64_t upto;
+		uint32_t crc;           /* of the object's bytes up to upto */
+	} check;
 	struct segment seg[READER_SEGMENTS];
 	uint64_t next_off;          /* where a sequential reader reads next */
 	int streak;                 /* the last read was sequential */
@@ -112,9 +119,10 @@ struct reader_pin reader_pin_of(struct reader *r);
 /*
  * The object is now `now`. Returns 1 when the reader moved on to it (it
  * extends the pinned generation), 2 when it does not (it is not checked
- * again), 0 when there is nothing to do (the same generation, not longer,
- * or refused before), or a negative errno when the new bytes could not be
- * fetched (the reader stays; a later call tries again).
+ * again), 0 when there is nothing to do now (the same generation, refused
+ * before, or a long tail whose check a later call goes on with), or a
+ * negative errno when the new bytes could not be fetched (the reader
+ * stays; a later call tries again).
  */
 int reader_follow(struct reader *r, const struct reader_pin *now, struct gcs_error *e);
 

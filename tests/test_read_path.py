@@ -508,3 +508,23 @@ def test_tail_f_in_another_mount_follows_a_growing_log(bucket, mount_factory):
     finally:
         tail.kill()
         tail.wait()
+
+
+@pytest.mark.slow
+def test_long_append_is_checked_over_several_reads(bucket, mount_factory):
+    """A read checks at most 256 MiB of new tail: a longer append is checked over
+    the reads that come after (each finding the old end meanwhile), and then read
+    on like any other."""
+    m = mount_factory(bucket, "run", opts=["stat_ttl=1"])
+    head = os.urandom(1 << 20)
+    bucket.put("run/long.bin", head)
+    f = open(m.p("long.bin"), "rb", buffering=0)
+    assert read_until(f, len(head), 5) == head
+    tail = os.urandom(300 << 20)
+    bucket.put("tmp/tail", tail)
+    bucket.compose("run/long.bin", ["run/long.bin", "tmp/tail"])
+    time.sleep(1.5)
+    assert f.read(1 << 20) == b""          # the first 256 MiB of the check
+    got = read_until(f, len(tail), 60)
+    f.close()
+    assert got == tail
