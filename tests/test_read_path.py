@@ -422,26 +422,28 @@ def test_open_file_follows_appends_made_elsewhere(bucket, mount_factory):
     data = os.urandom(300 << 10)
     bucket.put("run/events.log", data)
     f = open(m.p("events.log"), "rb", buffering=0)
-    assert read_until(f, len(data), 5) == data
-    assert f.read(4096) == b""
-    for size in (700 << 10, 1500 << 10, 3 << 20):   # within, past, well past a check piece
-        tail = os.urandom(size)
-        bucket.put("tmp/tail", tail)                 # an append, as live publishing makes it
-        bucket.compose("run/events.log", ["run/events.log", "tmp/tail"])
-        data += tail
-        assert read_until(f, len(tail), 15) == tail
-    assert f.read(4096) == b""
-    # Replaced by other, longer bytes: the open file keeps its own.
-    other = os.urandom(len(data) + (100 << 10))
-    bucket.put("run/events.log", other)
-    time.sleep(2)
     try:
-        assert f.read(1 << 20) == b""
-        f.seek(0)
-        assert f.read(len(data) + 1) == data
-    except OSError as e:
-        assert e.errno == errno.ESTALE            # or the old bytes are gone
-    f.close()
+        assert read_until(f, len(data), 5) == data
+        assert f.read(4096) == b""
+        for size in (700 << 10, 1500 << 10, 3 << 20):   # within, past, well past a check piece
+            tail = os.urandom(size)
+            bucket.put("tmp/tail", tail)                 # an append, as live publishing makes it
+            bucket.compose("run/events.log", ["run/events.log", "tmp/tail"])
+            data += tail
+            assert read_until(f, len(tail), 15) == tail
+        assert f.read(4096) == b""
+        # Replaced by other, longer bytes: the open file keeps its own.
+        other = os.urandom(len(data) + (100 << 10))
+        bucket.put("run/events.log", other)
+        time.sleep(2)
+        try:
+            assert f.read(1 << 20) == b""
+            f.seek(0)
+            assert f.read(len(data) + 1) == data
+        except OSError as e:
+            assert e.errno == errno.ESTALE            # or the old bytes are gone
+    finally:
+        f.close()
     with open(m.p("events.log"), "rb") as g:
         assert g.read() == other
 
@@ -459,21 +461,23 @@ def test_reader_in_another_mount_follows_a_live_written_file(bucket, mount_facto
         out.write(first)
     written += first
     f = open(r.p("events.out"), "rb", buffering=0)
-    got = bytearray(read_until(f, len(first), 10))
-    grew_while_open = False
-    with open(w.p("events.out"), "ab") as out:
-        end = time.time() + 6
-        while time.time() < end:
-            rec = os.urandom(random.randint(100, 40000))
-            out.write(rec)
-            out.flush()
-            written += rec
-            got += f.read(1 << 20)
-            if len(got) > len(first):
-                grew_while_open = True
-            time.sleep(0.05)
-    got += read_until(f, len(written) - len(got), 20)
-    f.close()
+    try:
+        got = bytearray(read_until(f, len(first), 10))
+        grew_while_open = False
+        with open(w.p("events.out"), "ab") as out:
+            end = time.time() + 6
+            while time.time() < end:
+                rec = os.urandom(random.randint(100, 40000))
+                out.write(rec)
+                out.flush()
+                written += rec
+                got += f.read(1 << 20)
+                if len(got) > len(first):
+                    grew_while_open = True
+                time.sleep(0.05)
+        got += read_until(f, len(written) - len(got), 20)
+    finally:
+        f.close()
     assert grew_while_open, "nothing new was read while the file was being written"
     assert bytes(got) == bytes(written)
 
@@ -518,13 +522,13 @@ def test_long_append_is_checked_over_several_reads(bucket, mount_factory):
     m = mount_factory(bucket, "run", opts=["stat_ttl=1"])
     head = os.urandom(1 << 20)
     bucket.put("run/long.bin", head)
-    f = open(m.p("long.bin"), "rb", buffering=0)
-    assert read_until(f, len(head), 5) == head
-    tail = os.urandom(300 << 20)
-    bucket.put("tmp/tail", tail)
-    bucket.compose("run/long.bin", ["run/long.bin", "tmp/tail"])
-    time.sleep(1.5)
-    assert f.read(1 << 20) == b""          # the first 256 MiB of the check
-    got = read_until(f, len(tail), 60)
-    f.close()
+    with open(m.p("long.bin"), "rb", buffering=0) as f:
+        assert read_until(f, len(head), 5) == head
+        tail = os.urandom(300 << 20)
+        bucket.put("tmp/tail", tail)
+        bucket.compose("run/long.bin", ["run/long.bin", "tmp/tail"])
+        time.sleep(1.5)
+        first = f.read(1 << 20)             # checks the first 256 MiB of the tail
+        got = read_until(f, len(tail), 60)
+    assert first == b""
     assert got == tail
