@@ -329,6 +329,21 @@ static struct segment *seg_free_slot(struct reader *r, uint64_t near, int behind
 	return victim;
 }
 
+/* Fill the free slot s with got bytes at off already in buf (malloc'd, len
+ * asked for), if the budget has room: 1, and s owns buf then; else 0. */
+static int seg_hold(struct reader *r, struct segment *s, uint64_t off, char *buf, size_t len,
+		    size_t got)
+{
+	if (!s || !budget_take(r->pf, len))
+		return 0;
+	s->off = off;
+	s->len = len;
+	s->got = got;
+	s->buf = buf;
+	s->state = SEG_READY;
+	return 1;
+}
+
 /* Drop segments wholly behind off: a sequential reader will not need them. */
 static void seg_drop_behind(struct reader *r, uint64_t off)
 {
@@ -491,12 +506,7 @@ int reader_view(struct reader *r, size_t len, uint64_t off, struct reader_view *
 		/* Keep what the request did not use for the next small read nearby. */
 		struct segment *keep = n > use ? seg_free_slot(r, at, 0) : NULL;
 		r->keep_off = UINT64_MAX;
-		if (keep && budget_take(r->pf, want)) {
-			keep->off = at;
-			keep->len = want;
-			keep->got = n;
-			keep->buf = buf;
-			keep->state = SEG_READY;
+		if (seg_hold(r, keep, at, buf, want, n)) {
 			r->keep_off = at;
 			r->keep_used = 0;
 			view_add(v, keep, buf, use);
@@ -616,12 +626,9 @@ static int tail_crc(struct reader *r, const struct reader_pin *was, const struct
 int reader_follow(struct reader *r, const struct reader_pin *now, struct gcs_error *e)
 {
 	pthread_mutex_lock(&r->follow_lock);
-	pthread_mutex_lock(&r->lock);
-	struct reader_pin was = r->pin;
-	int64_t refused = r->refused;
-	pthread_mutex_unlock(&r->lock);
+	struct reader_pin was = reader_pin_of(r);
 	int rc = 0;
-	if (now->generation == was.generation || now->generation == refused)
+	if (now->generation == was.generation || now->generation == r->refused)
 		goto out;
 	if (!was.has_crc32c || !now->has_crc32c || now->size <= was.size) {
 		rc = 2;
@@ -639,26 +646,16 @@ int reader_follow(struct reader *r, const struct reader_pin *now, struct gcs_err
 			pthread_mutex_lock(&r->lock);
 			r->pin = *now;
 			/* The new bytes at the old end are what the read asked for. */
-			struct segment *s = first ? seg_free_slot(r, was.size, 0) : NULL;
-			if (s && budget_take(r->pf, first_n)) {
-				s->off = was.size;
-				s->len = first_n;
-				s->got = first_n;
-				s->buf = first;
-				s->pooled = 0;
-				s->state = SEG_READY;
+			if (first && seg_hold(r, seg_free_slot(r, was.size, 0), was.size, first,
+					      first_n, first_n))
 				first = NULL;
-			}
 			pthread_mutex_unlock(&r->lock);
 			free(first);
 			rc = 1;
 		}
 	}
-	if (rc == 2) {
-		pthread_mutex_lock(&r->lock);
+	if (rc == 2)
 		r->refused = now->generation;
-		pthread_mutex_unlock(&r->lock);
-	}
 out:
 	pthread_mutex_unlock(&r->follow_lock);
 	return rc;

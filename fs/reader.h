@@ -70,7 +70,7 @@ struct reader {
 	struct gcs_client *gcs;
 	char *object;               /* the name at open (prefetch uses it) */
 	struct reader_pin pin;      /* at open, then each generation followed */
-	int64_t refused;            /* a generation found not to extend the pin */
+	int64_t refused;            /* a generation found not to extend the pin (follow_lock) */
 	struct {                    /* a long tail checked over several reads (follow_lock) */
 		int64_t generation;     /* 0: none under way */
 		uint64_t upto;
