@@ -20,6 +20,7 @@
 #define SEG_MAX (8u << 20)
 #define FOLLOW_PIECE (1u << 20) /* read at a time to check an object that grew */
 #define FOLLOW_PER_READ (256u << 20) /* the most of it one read checks */
+#define FOLLOW_KEEP 4 /* pieces of a checked tail kept to serve the reads after */
 /* Segment buffers kept for reuse: fresh pages cost a fault each (zeroed by
  * the kernel), which made faults, not the network, the price of a read. */
 #define POOL_KEEP 12
@@ -361,6 +362,14 @@ static void prefetch_to(struct reader *r, uint64_t until)
 	if (until > r->pin.size)
 		until = r->pin.size;
 	while (r->ahead < until) {
+		/* Bytes a segment holds or brings already (a random read's extra, a
+		 * followed tail's checked pieces) are not fetched twice. */
+		struct segment *have = seg_covering(r, r->ahead);
+		if (have && (have->state == SEG_LOADING ||
+			     (have->state == SEG_READY && have->got == have->len))) {
+			r->ahead = have->off + have->len;
+			continue;
+		}
 		size_t len = until - r->ahead < SEG_MAX ? (size_t)(until - r->ahead) : SEG_MAX;
 		/* Top the window up in chunks of half of it (at most a segment):
 		 * topping it up after every read would cut the stream into
@@ -565,16 +574,30 @@ struct reader_pin reader_pin_of(struct reader *r)
 	return pin;
 }
 
+/* Pieces of a checked tail, in order from the old end, to be read from. */
+struct tail_keep {
+	char *buf[FOLLOW_KEEP];
+	size_t len[FOLLOW_KEEP];
+	int n;
+};
+
+static void tail_keep_free(struct tail_keep *k)
+{
+	for (int i = 0; i < k->n; i++)
+		free(k->buf[i]);
+	k->n = 0;
+}
+
 /*
  * The CRC32C of the pinned bytes continued over now's bytes past them, read
  * a piece at a time, into *crc: 0 when done, 1 when FOLLOW_PER_READ bytes
  * were checked and more are left (r->check keeps the place for the next
- * call), or a negative errno. When done in one call, the first piece is
- * handed back in *first (first_n bytes) to serve the read that asked.
- * Under follow_lock.
+ * call), or a negative errno. When done in one call, the first pieces (up
+ * to FOLLOW_KEEP) are handed back in *keep, so the reads after are served
+ * from them rather than fetching the bytes again. Under follow_lock.
  */
 static int tail_crc(struct reader *r, const struct reader_pin *was, const struct reader_pin *now,
-		    uint32_t *crc, char **first, size_t *first_n, struct gcs_error *e)
+		    uint32_t *crc, struct tail_keep *keep, struct gcs_error *e)
 {
 	uint64_t at = was->size;
 	*crc = was->crc32c;
@@ -584,10 +607,9 @@ static int tail_crc(struct reader *r, const struct reader_pin *was, const struct
 	}
 	r->check.generation = 0;
 	uint64_t stop = now->size - at > FOLLOW_PER_READ ? at + FOLLOW_PER_READ : now->size;
-	int resumed = at != was->size;
+	int keeping = at == was->size && stop == now->size;
 	char *buf = xmalloc(FOLLOW_PIECE);
-	*first = NULL;
-	*first_n = 0;
+	keep->n = 0;
 	int rc = 0;
 	while (at < stop) {
 		size_t want = stop - at < FOLLOW_PIECE ? (size_t)(stop - at) : FOLLOW_PIECE;
@@ -602,12 +624,14 @@ static int tail_crc(struct reader *r, const struct reader_pin *was, const struct
 		if (rc < 0)
 			break;
 		*crc = crc32c_update(*crc, buf, n);
-		if (!*first && !resumed && stop == now->size) {
-			*first = buf;
-			*first_n = n;
+		at += n;
+		/* A short piece ends what is kept: the kept bytes run on without a gap. */
+		if (keeping && keep->n < FOLLOW_KEEP) {
+			keep->buf[keep->n] = buf;
+			keep->len[keep->n++] = n;
+			keeping = n == want;
 			buf = xmalloc(FOLLOW_PIECE);
 		}
-		at += n;
 	}
 	free(buf);
 	if (rc == 0 && at < now->size) {
@@ -616,11 +640,24 @@ static int tail_crc(struct reader *r, const struct reader_pin *was, const struct
 		r->check.crc = *crc;
 		rc = 1;
 	}
-	if (rc != 0) {
-		free(*first);
-		*first = NULL;
-	}
+	if (rc != 0)
+		tail_keep_free(keep);
 	return rc;
+}
+
+/* The kept pieces as ready segments from off, while slots and the budget have room. */
+static void tail_hold(struct reader *r, uint64_t off, struct tail_keep *keep)
+{
+	int i = 0;
+	for (; i < keep->n; i++) {
+		if (!seg_hold(r, seg_free_slot(r, off, 0), off, keep->buf[i], keep->len[i],
+			      keep->len[i]))
+			break;
+		off += keep->len[i];
+	}
+	for (; i < keep->n; i++)
+		free(keep->buf[i]);
+	keep->n = 0;
 }
 
 int reader_follow(struct reader *r, const struct reader_pin *now, struct gcs_error *e)
@@ -634,23 +671,19 @@ int reader_follow(struct reader *r, const struct reader_pin *now, struct gcs_err
 		rc = 2;
 	} else {
 		uint32_t crc;
-		char *first;
-		size_t first_n;
-		rc = tail_crc(r, &was, now, &crc, &first, &first_n, e);
+		struct tail_keep keep;
+		rc = tail_crc(r, &was, now, &crc, &keep, e);
 		if (rc == 1) {
 			rc = 0; /* a long tail: the next read goes on checking it */
 		} else if (rc == 0 && crc != now->crc32c) {
-			free(first);
+			tail_keep_free(&keep);
 			rc = 2;
 		} else if (rc == 0) {
 			pthread_mutex_lock(&r->lock);
 			r->pin = *now;
-			/* The new bytes at the old end are what the read asked for. */
-			if (first && seg_hold(r, seg_free_slot(r, was.size, 0), was.size, first,
-					      first_n, first_n))
-				first = NULL;
+			/* The new bytes from the old end are what the reads ask for next. */
+			tail_hold(r, was.size, &keep);
 			pthread_mutex_unlock(&r->lock);
-			free(first);
 			rc = 1;
 		}
 	}

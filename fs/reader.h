@@ -17,7 +17,8 @@
  * grown (a log or event file that another mount or tool appends to): the
  * reader moves on to the new generation when its first bytes are the pinned
  * ones, checked by the CRC32C of the pinned bytes continued over the new
- * tail, which must give the new generation's CRC32C (reader_follow). A
+ * tail, which must give the new generation's CRC32C (reader_follow); the first
+ * pieces checked (4 MiB) are kept as segments for the reads after. A
  * read checks at most 256 MiB of tail; a longer one is checked over the
  * reads that follow, which find the old end meanwhile. An object replaced
  * by other bytes is not followed: the reader keeps the old.

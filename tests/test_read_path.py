@@ -514,6 +514,25 @@ def test_tail_f_in_another_mount_follows_a_growing_log(bucket, mount_factory):
         tail.wait()
 
 
+def test_followed_tail_is_fetched_once(bucket, mount_factory):
+    """Checking an append reads its bytes; the reads after are served from them,
+    not from a second transfer of the same tail (up to four check pieces)."""
+    m = mount_factory(bucket, "run", opts=["stat_ttl=1"])
+    head = os.urandom(200 << 10)
+    bucket.put("run/events.log", head)
+    tail = os.urandom(3 << 20)
+    bucket.put("tmp/tail", tail)
+    with open(m.p("events.log"), "rb", buffering=0) as f:
+        assert read_until(f, len(head), 5) == head
+        time.sleep(1.2)                  # the next read past the end asks the bucket
+        bucket.compose("run/events.log", ["run/events.log", "tmp/tail"])
+        bucket.reset_stats()
+        assert read_until(f, len(tail), 15) == tail
+        served = bucket.stats()["bytes_out"]
+    assert served < len(tail) + (256 << 10), "%d bytes served for a tail of %d" % (
+        served, len(tail))
+
+
 @pytest.mark.slow
 def test_long_append_is_checked_over_several_reads(bucket, mount_factory):
     """A read checks at most 256 MiB of new tail: a longer append is checked over
