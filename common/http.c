@@ -221,7 +221,7 @@ static void copy_header_value(char *dst, size_t cap, const char *v, size_t len, 
 void http_forget_headers(struct http_resp *r)
 {
 	r->location[0] = r->range[0] = r->content_range[0] = '\0';
-	r->goog_hash[0] = r->content_type[0] = '\0';
+	r->goog_hash[0] = r->content_type[0] = r->goog_generation[0] = '\0';
 }
 
 void http_note_header(struct http_resp *r, const char *line, size_t n)
@@ -245,6 +245,8 @@ void http_note_header(struct http_resp *r, const char *line, size_t n)
 		copy_header_value(r->goog_hash, sizeof(r->goog_hash), v, vlen, 1);
 	else if (HDR_IS("content-type"))
 		copy_header_value(r->content_type, sizeof(r->content_type), v, vlen, 0);
+	else if (HDR_IS("x-goog-generation"))
+		copy_header_value(r->goog_generation, sizeof(r->goog_generation), v, vlen, 0);
 #undef HDR_IS
 }
 

@@ -56,6 +56,7 @@ struct http_resp {
 	char content_range[96];
 	char goog_hash[192];
 	char content_type[128];
+	char goog_generation[24];
 };
 
 /* Call once before any thread starts, and http_global_cleanup() at exit. */

@@ -82,14 +82,36 @@ struct read_watch {
 	void *arg;
 	size_t base;            /* bytes of dst filled before this request */
 	int from_zero;          /* the range starts at byte 0 (a 200 is the same bytes) */
+	const struct http_resp *resp;   /* its headers, noted before the body */
+	int64_t generation;     /* asked for */
 };
+
+/*
+ * Whether a 2xx answer is the object's bytes: the bucket names the
+ * generation it serves in x-goog-generation, which a proxy's or a captive
+ * portal's own page lacks. Without this a 200 to a range from byte 0 with
+ * a short page of HTML would be taken as the file's first bytes.
+ */
+static int from_the_object(const struct http_resp *resp, int64_t generation)
+{
+	const char *g = resp->goog_generation;
+	if (!g[0])
+		return 0;
+	if (generation == GCS_ANY_GENERATION)
+		return 1;
+	char *end;
+	errno = 0;
+	long long v = strtoll(g, &end, 10);
+	return errno == 0 && *end == '\0' && v == generation;
+}
 
 static void read_landed(void *arg, long status, size_t out_len)
 {
 	const struct read_watch *w = arg;
 	/* Only a ranged answer holds the bytes asked for; a 200 to a range
 	 * not starting at 0 is the object from its start and is refused. */
-	if (status == 206 || (status == 200 && w->from_zero))
+	if ((status == 206 || (status == 200 && w->from_zero)) &&
+	    from_the_object(w->resp, w->generation))
 		w->progress(w->arg, w->base + out_len);
 }
 
@@ -124,7 +146,7 @@ int gcs_object_read_streamed(struct gcs_client *c, const char *name, int64_t gen
 				off + len - 1);
 		req.out = (char *)dst + *got;
 		req.out_cap = len - *got;
-		struct read_watch watch = { progress, arg, *got, from == 0 };
+		struct read_watch watch = { progress, arg, *got, from == 0, &resp, generation };
 		if (progress) {
 			req.on_out = read_landed;
 			req.on_out_arg = &watch;
@@ -132,10 +154,20 @@ int gcs_object_read_streamed(struct gcs_client *c, const char *name, int64_t gen
 		rc = gcs_call(c, &req, &resp, GCS_IDEMPOTENT, 0, "read", name, e);
 		size_t n = resp.out_len;
 		long status = resp.status;
+		int genuine = from_the_object(&resp, generation);
+		char said[sizeof(resp.goog_generation)];
+		memcpy(said, resp.goog_generation, sizeof(said));
 		http_req_free(&req);
 		http_resp_free(&resp);
 		if (rc == -EINVAL && status == 416) {
 			rc = 0; /* at or past the end */
+			break;
+		}
+		if ((status == 200 || status == 206) && n > 0 && !genuine) {
+			gcs_error_set(e, status, -EIO, "read %s: the answer is not the object's "
+				      "bytes (x-goog-generation \"%s\", asked for %" PRId64 "): a proxy "
+				      "in the way?", name, said, generation);
+			rc = -EIO;
 			break;
 		}
 		if (status == 200 && (from != 0 || rc == -EMSGSIZE)) {

@@ -107,6 +107,41 @@ def test_read_answered_without_its_range_is_an_error(bucket, mount_factory):
     assert "ignored the Range header" in m.read_log()
 
 
+@pytest.mark.parametrize("action", ["return-200-garbage", "return-200-empty-json"])
+def test_a_page_not_from_the_bucket_is_never_file_bytes(bucket, mount_factory, action):
+    """A proxy's or captive portal's own 200 page, answering a range from byte 0,
+    lacks the x-goog-generation the bucket names its bytes with: reading gives EIO,
+    never that page as the file's first bytes, and rewriting part of the file in
+    place (which fetches the old bytes around the write) fails instead of
+    publishing that page."""
+    data = os.urandom(3_000_000)
+    bucket.put("run/g", data)
+    m = mount_factory(bucket, "run")
+    os.stat(m.p("g"))
+    bucket.set_faults([{"kind": "object.media", "action": action, "count": -1}])
+    with pytest.raises(OSError) as e:
+        with open(m.p("g"), "rb") as f:
+            got = f.read()
+            assert got == data                     # never other bytes
+    assert e.value.errno == errno.EIO
+    assert bucket.faults()[0]["met"] >= 1
+    assert "not the object's bytes" in m.read_log()
+    bucket.clear_faults()
+    with open(m.p("g"), "rb") as f:               # the proxy gone: the bytes
+        assert f.read() == data
+
+    bucket.set_faults([{"kind": "object.media", "action": action, "count": -1}])
+    fd = os.open(m.p("g"), os.O_WRONLY)
+    try:
+        with pytest.raises(OSError) as e:
+            os.pwrite(fd, b"PATCH", 2_000_000)     # needs the old bytes around it
+        assert e.value.errno == errno.EIO
+    finally:
+        os.close(fd)
+    bucket.clear_faults()
+    assert bucket.get("run/g") == data
+
+
 def test_list_500_then_503(bucket, mnt):
     for i in range(5):
         bucket.put("run/l/f%d" % i, b"x")

@@ -212,7 +212,8 @@ static void test_length_keepalive_and_request(void **state)
 	static const struct answer a[] = {
 		{ "HTTP/1.1 206 Partial Content\r\nContent-Length: 10\r\n"
 		  "Content-Range: bytes 0-9/100\r\nx-goog-hash: crc32c=AAAAAA==\r\n"
-		  "X-Goog-Hash: md5=BBBB\r\n\r\n0123456789", 0, 0, 0 },
+		  "X-Goog-Hash: md5=BBBB\r\nX-Goog-Generation: 1700000000123456\r\n\r\n"
+		  "0123456789", 0, 0, 0 },
 		{ "HTTP/1.1 206 Partial Content\r\ncontent-length: 5\r\n\r\nabcde", 0, 0, 0 },
 	};
 	script(a, 2);
@@ -225,6 +226,7 @@ static void test_length_keepalive_and_request(void **state)
 	assert_memory_equal(out, "0123456789", 10);
 	assert_string_equal(r.content_range, "bytes 0-9/100");
 	assert_string_equal(r.goog_hash, "crc32c=AAAAAA==,md5=BBBB");
+	assert_string_equal(r.goog_generation, "1700000000123456");
 	assert_int_equal(p.last, 10);
 	assert_int_equal(p.backwards, 0);
 	pthread_mutex_lock(&S.lock);
