@@ -102,7 +102,7 @@ int fs_child_name(struct fs *fs, struct inode *parent, const char *name, int dir
 	return finish_name(out, dir_slash);
 }
 
-void fs_fill_attr(struct fs *fs, const struct inode *i, struct stat *st)
+void fs_fill_attr(struct fs *fs, struct inode *i, struct stat *st)
 {
 	const struct mount_opts *o = fs->opts;
 	memset(st, 0, sizeof(*st));
@@ -122,6 +122,7 @@ void fs_fill_attr(struct fs *fs, const struct inode *i, struct stat *st)
 		st->st_mtim = i->mtime;
 	}
 	st->st_blocks = (st->st_size + 511) / 512;
+	i->attr_size = (uint64_t)st->st_size;
 	st->st_atim = st->st_mtim;
 	st->st_ctim = st->st_mtim;
 }

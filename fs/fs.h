@@ -42,6 +42,7 @@ struct fs {
 	char *tmp_prefix;           /* temporary objects: PREFIX.gcsmount-tmp/ */
 	struct inode_table inodes;
 	struct timespec started;    /* shown as the mtime of directories without one */
+	struct fuse_session *se;    /* for notices to the kernel; set once mounted */
 };
 
 extern const struct fuse_lowlevel_ops fs_ops;
@@ -72,7 +73,7 @@ int fs_create_object(struct fs *fs, struct inode *parent, const char *name, int 
 		     struct gcs_object *out, const char *op);
 
 /* Fill st from the inode's cached attributes (table lock held). */
-void fs_fill_attr(struct fs *fs, const struct inode *i, struct stat *st);
+void fs_fill_attr(struct fs *fs, struct inode *i, struct stat *st);
 /* Fill a fuse_entry_param for i and count one lookup (table lock held). */
 void fs_fill_entry(struct fs *fs, struct inode *i, struct fuse_entry_param *e);
 /* Store what GCS said about an object into the inode (table lock held). */

@@ -72,6 +72,7 @@ struct inode {
 	int hashed;                 /* reachable by (parent, name) */
 	enum inode_kind kind;
 	uint64_t size;
+	uint64_t attr_size;         /* the size last given to the kernel (fs_fill_attr) */
 	int64_t generation;         /* 0: no object (yet) */
 	int components;             /* of a composite object, else 1 */
 	uint32_t crc32c;            /* of the object's bytes, when has_crc32c */

@@ -395,6 +395,7 @@ struct fuse_session *mount_session_open(struct mount_ctx *m, int signals)
 		fprintf(stderr, "gcsmount: libfuse refused the options\n");
 		return NULL;
 	}
+	m->fs.se = se;
 	if (signals && fuse_set_signal_handlers(se) != 0) {
 		fuse_session_destroy(se);
 		return NULL;

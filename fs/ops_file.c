@@ -169,6 +169,17 @@ void fs_op_create(fuse_req_t req, fuse_ino_t parent_ino, const char *name, mode_
 	reply_open(req, fs, h, fi, &e);
 }
 
+/*
+ * The size the kernel holds for ino is no longer the file's: it asks again
+ * before its next read (each read checks attributes that were invalidated)
+ * or stat. Attributes only, no page is touched, so a read under way is safe.
+ */
+static void kernel_size_stale(struct fs *fs, fuse_ino_t ino)
+{
+	if (fs->se)
+		(void)fuse_lowlevel_notify_inval_inode(fs->se, ino, -1, 0);
+}
+
 void fs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	if (ino == FS_STATUS_INO) {
@@ -201,10 +212,12 @@ void fs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return;
 	}
 	struct handle *h = NULL;
+	int size_stale = 0;
 	if (!writable) {
 		h = handle_new(fs, i, 0);
 		if (!i->writer) {
 			struct reader_pin pin = inode_pin(i);
+			size_stale = pin.size != i->attr_size;
 			h->reader = reader_new(fs->prefetcher, fs->gcs, name.data, &pin,
 					       fs->opts->read_ahead);
 			/* The kernel keeps one copy of a file's pages for all its
@@ -234,6 +247,8 @@ void fs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	struct writer *w = h && h->writable ? i->writer : NULL;
 	pthread_mutex_unlock(&fs->inodes.lock);
 	buf_free(&name);
+	if (size_stale)
+		kernel_size_stale(fs, ino); /* its reads must not stop short or run on */
 	if (rc == 0 && trunc)
 		rc = writer_truncate(w, 0);
 	if (rc < 0) {
@@ -276,6 +291,55 @@ static void follow_growth(struct fs *fs, struct handle *h)
 			h->inode->cached_gen = now.generation;
 		pthread_mutex_unlock(&fs->inodes.lock);
 	}
+}
+
+/*
+ * The generation h pinned at open is gone and h has served none of it: the
+ * file was replaced since the attributes its open used were cached (within
+ * stat_ttl). h reads the live generation instead, once the bucket names
+ * it, unless it is smaller or other handles share the kernel's pages of
+ * the old one. 1 when h reads another generation than `was`, the one the
+ * failed read asked for.
+ */
+static int repin(struct fs *fs, fuse_ino_t ino, struct handle *h, int64_t was)
+{
+	pthread_mutex_lock(&fs->inodes.lock);
+	struct inode *i = h->inode;
+	i->attr_expires = 0; /* ask the bucket, not the cache */
+	pthread_mutex_unlock(&fs->inodes.lock);
+	if (fs_refresh_attr(fs, i) < 0)
+		return 0;
+	pthread_mutex_lock(&fs->inodes.lock);
+	struct reader_pin now = inode_pin(i);
+	uint64_t told = i->attr_size;
+	int ok = i->kind == INODE_FILE && !i->writer && !(h->cached && i->cached_readers > 1);
+	pthread_mutex_unlock(&fs->inodes.lock);
+	/* Smaller than the kernel was told: not read instead within this read,
+	 * whose pages past the new end the kernel could fill with zeros (short
+	 * reads arriving out of order); once it has asked for the size again
+	 * (see kernel_size_stale), the next read moves on. */
+	if (ok && now.size < told) {
+		kernel_size_stale(fs, ino);
+		return 0;
+	}
+	/* Not under the table's lock: reader_repin waits for a check of growth. */
+	if (ok)
+		ok = reader_repin(h->reader, &now);
+	if (ok != 1)
+		return ok == 2 && now.generation != was; /* moved on by another read */
+	if (h->cached) {
+		pthread_mutex_lock(&fs->inodes.lock);
+		if (i->cached_gen == was)
+			i->cached_gen = now.generation;
+		pthread_mutex_unlock(&fs->inodes.lock);
+	}
+	log_info("read %s: generation %lld was replaced before this open file read any of it; "
+		 "it reads generation %lld", h->reader->object, (long long)was,
+		 (long long)now.generation);
+	/* The kernel reads no further than the size it was told until it asks again. */
+	if (now.size > told)
+		kernel_size_stale(fs, ino);
+	return 1;
 }
 
 /* Reply with the view's bytes in place, its spans gathered by writev. */
@@ -346,7 +410,12 @@ void fs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	struct reader *r = h->reader;
 	if ((uint64_t)off + size > reader_pin_of(r).size)
 		follow_growth(fs, h);
+	int64_t asked = reader_pin_of(r).generation;
 	int rc = reader_view(r, size, (uint64_t)off, &v, &e);
+	if (rc == -ESTALE && repin(fs, ino, h, asked)) {
+		memset(&e, 0, sizeof(e));
+		rc = reader_view(r, size, (uint64_t)off, &v, &e);
+	}
 	if (rc < 0) {
 		rc = fs_gcs_fail("read", &e);
 		if (rc == -ESTALE) {

@@ -100,6 +100,8 @@ static void pool_trim(struct prefetcher *pf, int all)
 		munmap(pf->pool[--pf->pooled], SEG_MAX);
 }
 
+static void seg_release(struct reader *r, struct segment *s);
+
 /* Bytes of a loading segment landed: publish them, waking a read that needs them. */
 static void seg_arrived(void *arg, size_t n)
 {
@@ -107,7 +109,7 @@ static void seg_arrived(void *arg, size_t n)
 	struct reader *r = j->r;
 	struct segment *s = j->s;
 	pthread_mutex_lock(&r->lock);
-	if (n > s->got) {
+	if (n > s->got && !s->stale) {
 		s->got = n;
 		if (s->waiting && s->off + n >= s->wake_at) {
 			s->wake_at = UINT64_MAX;
@@ -161,13 +163,17 @@ static void *prefetch_worker(void *arg)
 			snprintf(e.msg, sizeof(e.msg), "read %s: no memory for read-ahead", r->object);
 		}
 		pthread_mutex_lock(&r->lock);
-		if (got > s->got)
-			s->got = got;
-		if (rc < 0) {
-			s->state = SEG_FAILED;
-			s->err = e;
+		if (s->stale) {
+			seg_release(r, s);
 		} else {
-			s->state = SEG_READY;
+			if (got > s->got)
+				s->got = got;
+			if (rc < 0) {
+				s->state = SEG_FAILED;
+				s->err = e;
+			} else {
+				s->state = SEG_READY;
+			}
 		}
 		r->loading--;
 		pthread_cond_broadcast(&r->changed);
@@ -295,7 +301,7 @@ static struct segment *seg_covering(struct reader *r, uint64_t off)
 {
 	for (int k = 0; k < READER_SEGMENTS; k++) {
 		struct segment *s = &r->seg[k];
-		if (s->state != SEG_FREE && off >= s->off && off < s->off + s->len)
+		if (s->state != SEG_FREE && !s->stale && off >= s->off && off < s->off + s->len)
 			return s;
 	}
 	return NULL;
@@ -545,8 +551,36 @@ int reader_view(struct reader *r, size_t len, uint64_t off, struct reader_view *
 	}
 	if (off + v->got > r->next_off || !sequential)
 		r->next_off = off + v->got;
+	r->served += v->got;
 	pthread_mutex_unlock(&r->lock);
 	return 0;
+}
+
+int reader_repin(struct reader *r, const struct reader_pin *now)
+{
+	pthread_mutex_lock(&r->follow_lock);
+	pthread_mutex_lock(&r->lock);
+	int ok = now->generation == r->pin.generation ? 2 : r->served == 0;
+	if (ok == 1) {
+		r->pin = *now;
+		for (int k = 0; k < READER_SEGMENTS; k++) {
+			struct segment *s = &r->seg[k];
+			if (s->state == SEG_LOADING)
+				s->stale = 1; /* its thread frees it when it returns */
+			else if (s->state != SEG_FREE && !s->pins)
+				seg_release(r, s);
+		}
+		r->next_off = r->ahead = 0;
+		r->streak = 0;
+		r->window = first_window(r);
+		r->rand_fetch = MIN_FETCH;
+		r->keep_off = UINT64_MAX;
+		r->check.generation = 0;
+		r->refused = 0;
+	}
+	pthread_mutex_unlock(&r->lock);
+	pthread_mutex_unlock(&r->follow_lock);
+	return ok;
 }
 
 void reader_view_done(struct reader *r, struct reader_view *v)

@@ -51,6 +51,7 @@ struct segment {
 	int pins;                   /* views holding its bytes: not evicted while > 0 */
 	int state;                  /* SEG_FREE, SEG_LOADING, SEG_READY, SEG_FAILED */
 	int waiting;                /* reads waiting for its bytes */
+	int stale;                  /* of a generation given up (reader_repin): never read */
 	uint64_t wake_at;           /* the least offset one of them needs */
 	struct gcs_error err;
 };
@@ -87,6 +88,7 @@ struct reader {
 	size_t rand_fetch;          /* least a random read fetches, 4 KiB..128 KiB */
 	uint64_t keep_off;          /* where the last random fetch's extra is kept */
 	int keep_used;              /* ... and whether a later read used it */
+	uint64_t served;            /* bytes handed out in views */
 };
 
 /* The shared prefetch threads and the global budget of their buffers. */
@@ -127,6 +129,14 @@ struct reader_pin reader_pin_of(struct reader *r);
  */
 int reader_follow(struct reader *r, const struct reader_pin *now, struct gcs_error *e);
 
+/*
+ * The pinned generation is gone before a byte of it was handed out (a file
+ * replaced since the attributes the open used were cached): read `now`
+ * instead, dropping whatever was fetched or is on its way. 1 when done, 2
+ * when it reads `now` already (another read moved it on), 0 when bytes were
+ * served already, which stay the file's bytes.
+ */
+int reader_repin(struct reader *r, const struct reader_pin *now);
 /* Up to len bytes at off. On error nothing is held. */
 int reader_view(struct reader *r, size_t len, uint64_t off, struct reader_view *v,
 		struct gcs_error *e);

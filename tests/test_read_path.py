@@ -193,6 +193,38 @@ def test_old_handle_reading_on_never_mixes_into_a_new_open(bucket, mount_factory
         assert seen in ([], [errno.ESTALE]), seen
 
 
+@pytest.mark.parametrize("old_size,new_size", [(4, 8), (300, 300), (3 << 20, 5 << 20 | 77),
+                                               (5 << 20, 1 << 20 | 5), (9, 4)])
+def test_open_after_a_replacement_within_stat_ttl_reads_the_new_bytes(
+        bucket, mount_factory, old_size, new_size):
+    """Another pod rewrites a file (TensorFlow's `checkpoint` index at every save)
+    while this mount still holds its attributes (stat_ttl, 60 s by default). An
+    open then pins the generation it knew, which is gone: its first read finds
+    that out and reads the live generation whole instead of failing with ESTALE
+    (no byte of the old one was served, so none is mixed). A smaller one is the
+    exception (the kernel, told the larger size, could pad it with zeros): that
+    read fails with ESTALE and the next open reads the new bytes."""
+    m = mount_factory(bucket, "run")
+    old, new = os.urandom(old_size), os.urandom(new_size)
+    bucket.put("run/checkpoint", old)
+    assert os.stat(m.p("checkpoint")).st_size == old_size      # cached
+    with open(m.p("checkpoint"), "rb") as f:
+        assert f.read() == old
+    bucket.put("run/checkpoint", new)
+    if new_size < old_size:
+        with pytest.raises(OSError) as e:
+            with open(m.p("checkpoint"), "rb") as f:
+                got = f.read()
+                assert got == new                  # never zeros past the new end
+        assert e.value.errno == errno.ESTALE
+    for _ in range(2):
+        with open(m.p("checkpoint"), "rb") as f:
+            assert f.read() == new
+    assert os.stat(m.p("checkpoint")).st_size == new_size
+    if new_size >= old_size:
+        assert "was replaced before this open file read any of it" in m.read_log()
+
+
 def test_stat_cache_expires_and_our_writes_invalidate(bucket, mount_factory):
     bucket.put("run/s", b"1")
     m = mount_factory(bucket, "run", opts=["stat_ttl=1", "type_ttl=1", "negative_ttl=1"])
