@@ -114,7 +114,11 @@ static int fetch_page(struct fs *fs, struct dir_handle *d)
 		d->lister = NULL;
 		free(d->next_token);
 		d->next_token = asked;
-		return fs_gcs_fail("readdir", &e);
+		rc = fs_gcs_fail("readdir", &e);
+		/* A listing is never "not found" (that is the bucket gone), and
+		 * getdents failing with ENOENT reads as the end of the directory
+		 * to glibc: the listing would look whole. */
+		return rc == -ENOENT ? -EIO : rc;
 	}
 	free(asked);
 	seen_reserve(d, page.nitems + page.nprefixes);

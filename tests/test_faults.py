@@ -184,11 +184,13 @@ def _readdir_names_through_errors(path):
 
 
 @pytest.mark.parametrize("action,err", [("return-400", errno.EINVAL),
-                                        ("return-200-garbage", errno.EIO)])
+                                        ("return-200-garbage", errno.EIO),
+                                        ("return-404", errno.EIO)])
 def test_list_page_failing_mid_listing_is_asked_again(bucket, mount_factory, action, err):
     """Pages are fetched ahead of the reader; when the second page fails (an error, or
     an answer that is no listing), readdir fails, and reading on asks for that page
-    again: every name once, none lost or repeated."""
+    again: every name once, none lost or repeated. A 404 is EIO, not ENOENT, which
+    glibc's readdir takes for the end of the directory."""
     names = ["f%04d" % i for i in range(2500)]
     for n in names:
         bucket.put("run/l/" + n, b"x")
