@@ -102,6 +102,22 @@ static void pool_trim(struct prefetcher *pf, int all)
 
 static void seg_release(struct reader *r, struct segment *s);
 
+/*
+ * Every fetch ends at or before the pinned size: a generation's bytes never
+ * change, so an answer ending sooner (a 416, a short 206) is the server's
+ * mistake, not the end of the file, and is not served as one.
+ */
+static int ended_early(const char *object, int64_t generation, uint64_t at,
+		       struct gcs_error *e)
+{
+	memset(e, 0, sizeof(*e));
+	e->err = -EIO;
+	snprintf(e->msg, sizeof(e->msg), "read %s: generation %lld ended at byte %llu, before "
+		 "the size it was listed with", object, (long long)generation,
+		 (unsigned long long)at);
+	return -EIO;
+}
+
 /* Bytes of a loading segment landed: publish them, waking a read that needs them. */
 static void seg_arrived(void *arg, size_t n)
 {
@@ -157,6 +173,8 @@ static void *prefetch_worker(void *arg)
 			pthread_mutex_unlock(&r->lock);
 			rc = gcs_object_read_streamed(r->gcs, r->object, j->generation, s->off, buf,
 						      s->len, &got, seg_arrived, j, &e);
+			if (rc == 0 && got < s->len)
+				rc = ended_early(r->object, j->generation, s->off + got, &e);
 		} else {
 			rc = -ENOMEM;
 			e.err = rc;
@@ -481,7 +499,7 @@ int reader_view(struct reader *r, size_t len, uint64_t off, struct reader_view *
 			break;
 		}
 		if (s) {
-			/* READY but short: the object ends inside it. */
+			/* READY but short, which ended_early keeps from happening: stop here. */
 			break;
 		}
 		if (sequential) {
@@ -512,6 +530,8 @@ int reader_view(struct reader *r, size_t len, uint64_t off, struct reader_view *
 		int64_t generation = r->pin.generation;
 		pthread_mutex_unlock(&r->lock);
 		rc = gcs_object_read(r->gcs, r->object, generation, at, buf, want, &n, e);
+		if (rc == 0 && n < want)
+			rc = ended_early(r->object, generation, at + n, e);
 		pthread_mutex_lock(&r->lock);
 		if (rc < 0 || n == 0) {
 			free(buf);
@@ -529,8 +549,6 @@ int reader_view(struct reader *r, size_t len, uint64_t off, struct reader_view *
 			v->own = buf;
 			view_add(v, NULL, buf, use);
 		}
-		if (n < want)
-			break; /* the object ends here */
 	}
 	if (rc == -ENOENT) {
 		rc = -ESTALE; /* the generation we pinned is gone: replaced or deleted */

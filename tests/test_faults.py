@@ -142,6 +142,26 @@ def test_a_page_not_from_the_bucket_is_never_file_bytes(bucket, mount_factory, a
     assert bucket.get("run/g") == data
 
 
+def test_a_read_answered_as_if_the_file_ended_early_is_an_error(bucket, mount_factory):
+    """A read is pinned to a generation whose size is known, and every fetch ends at
+    or before it: a 416 for bytes inside it is the server's mistake, an EIO, never
+    an early end of file (cat printed nothing and exited 0)."""
+    data = os.urandom(3 << 20)
+    bucket.put("run/e", data)
+    m = mount_factory(bucket, "run")
+    os.stat(m.p("e"))
+    bucket.set_faults([{"kind": "object.media", "action": "return-416", "count": -1}])
+    with pytest.raises(OSError) as e:
+        with open(m.p("e"), "rb") as f:
+            got = f.read()
+            assert got == data                     # never a shorter file
+    assert e.value.errno == errno.EIO
+    assert bucket.faults()[0]["met"] >= 1
+    bucket.clear_faults()
+    with open(m.p("e"), "rb") as f:
+        assert f.read() == data
+
+
 def test_list_500_then_503(bucket, mnt):
     for i in range(5):
         bucket.put("run/l/f%d" % i, b"x")
