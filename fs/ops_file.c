@@ -265,12 +265,12 @@ void fs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
  * the bucket since it was opened (a log or an event file appended to by
  * another mount), as the attributes say once stat_ttl has passed. If the
  * new generation extends the pinned one, h reads on into it; if the
- * object was replaced instead, h keeps the old bytes (and its end).
+ * object was replaced instead, h keeps the old bytes (and its end): 1.
  */
-static void follow_growth(struct fs *fs, struct handle *h)
+static int follow_growth(struct fs *fs, struct handle *h)
 {
 	if (fs_refresh_attr(fs, h->inode) < 0)
-		return; /* gone or unreachable: the pinned bytes are still there to read */
+		return 0; /* gone or unreachable: the pinned bytes are still there to read */
 	pthread_mutex_lock(&fs->inodes.lock);
 	struct reader_pin now = inode_pin(h->inode);
 	pthread_mutex_unlock(&fs->inodes.lock);
@@ -291,6 +291,7 @@ static void follow_growth(struct fs *fs, struct handle *h)
 			h->inode->cached_gen = now.generation;
 		pthread_mutex_unlock(&fs->inodes.lock);
 	}
+	return rc == 2 || rc == 3;
 }
 
 /*
@@ -408,8 +409,20 @@ void fs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	struct gcs_error e = {0};
 	struct reader_view v;
 	struct reader *r = h->reader;
-	if ((uint64_t)off + size > reader_pin_of(r).size)
-		follow_growth(fs, h);
+	if ((uint64_t)off + size > reader_pin_of(r).size && follow_growth(fs, h) && h->cached) {
+		/* Replaced, and the kernel may hold the new size: a read here
+		 * cut short at the old end would have the rest of its pages
+		 * filled with zeros, which the kernel keeps while it holds that
+		 * size. The old bytes end here with an error instead. */
+		pthread_mutex_lock(&fs->inodes.lock);
+		uint64_t told = h->inode->attr_size;
+		pthread_mutex_unlock(&fs->inodes.lock);
+		struct reader_pin pin = reader_pin_of(r);
+		if (told > pin.size) {
+			fuse_reply_err(req, ESTALE);
+			return;
+		}
+	}
 	int64_t asked = reader_pin_of(r).generation;
 	int rc = reader_view(r, size, (uint64_t)off, &v, &e);
 	if (rc == -ESTALE && repin(fs, ino, h, asked)) {

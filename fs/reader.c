@@ -717,7 +717,11 @@ int reader_follow(struct reader *r, const struct reader_pin *now, struct gcs_err
 	pthread_mutex_lock(&r->follow_lock);
 	struct reader_pin was = reader_pin_of(r);
 	int rc = 0;
-	if (now->generation == was.generation || now->generation == r->refused)
+	if (now->generation == r->refused) {
+		rc = 3;
+		goto out;
+	}
+	if (now->generation == was.generation)
 		goto out;
 	if (!was.has_crc32c || !now->has_crc32c || now->size <= was.size) {
 		rc = 2;

@@ -122,8 +122,9 @@ struct reader_pin reader_pin_of(struct reader *r);
 /*
  * The object is now `now`. Returns 1 when the reader moved on to it (it
  * extends the pinned generation), 2 when it does not (it is not checked
- * again), 0 when there is nothing to do now (the same generation, refused
- * before, or a long tail whose check a later call goes on with), or a
+ * again), 3 when it was found not to before, 0 when there is nothing to do
+ * now (the same generation, or a long tail whose check a later call goes
+ * on with), or a
  * negative errno when the new bytes could not be fetched (the reader
  * stays; a later call tries again).
  */

@@ -149,15 +149,18 @@ def test_object_replaced_during_read_is_old_bytes_or_error(bucket, mount_factory
     assert data in (big, new)
 
 
-def test_old_handle_reading_on_never_mixes_into_a_new_open(bucket, mount_factory):
+@pytest.mark.parametrize("old_size,new_size", [(12 << 20, 12 << 20), (3 << 20, 20 << 20)])
+def test_old_handle_reading_on_never_mixes_into_a_new_open(bucket, mount_factory,
+                                                           old_size, new_size):
     """The kernel keeps one set of pages per file, whatever handle filled them. A
     handle pinned to the old generation and still reading when a new open learns of
     the replacement: the new open reads only new bytes, the old handle only old ones
-    (or ESTALE once it needs bytes the bucket no longer has)."""
+    (or ESTALE once it needs bytes the bucket no longer has), and never zeros past
+    its end when the new object is larger."""
     m = mount_factory(bucket, "run", opts=["stat_ttl=0", "read_ahead=4M"])
     for round_ in range(4):
-        old = os.urandom(12 << 20)
-        new = os.urandom(12 << 20)
+        old = os.urandom(old_size)
+        new = os.urandom(new_size)
         bucket.put("run/r.bin", old)
         f = open(m.p("r.bin"), "rb", buffering=0)
         stop = threading.Event()
