@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -18,29 +19,120 @@
 #include "common/crc32c.h"
 #include "common/log.h"
 
+/* The n-th directory of a mount target (1: the first). */
+static void sibling_path(struct buf *b, const char *base, int n)
+{
+	buf_reset(b);
+	if (n == 1)
+		buf_puts(b, base);
+	else
+		buf_printf(b, "%s-%d", base, n);
+}
+
+/* dir's lock, for as long as the process lives: its fd, or -EBUSY (held), or -errno. */
+static int take_lock(const char *dir)
+{
+	char path[4096];
+	snprintf(path, sizeof(path), "%s/lock", dir);
+	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -errno;
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		int rc = errno == EWOULDBLOCK ? -EBUSY : -errno;
+		close(fd);
+		return rc;
+	}
+	return fd;
+}
+
+/*
+ * The entries of a sibling directory no mount holds (left by a mount that
+ * ran beside an earlier run of ours) move into s->dir, where this mount's
+ * recovery finds them: data first, so a journal never names data that is
+ * not beside it. A name taken in s->dir stays where it is.
+ */
+static void adopt(struct spool *s, const char *sibling)
+{
+	int lock = take_lock(sibling);
+	if (lock < 0)
+		return;
+	DIR *d = opendir(sibling);
+	int moved = 0;
+	for (int pass = 0; d && pass < 2; pass++) {
+		const char *ext = pass == 0 ? ".data" : ".journal";
+		rewinddir(d);
+		struct dirent *de;
+		while ((de = readdir(d))) {
+			size_t n = strlen(de->d_name), e = strlen(ext);
+			if (n <= e || strcmp(de->d_name + n - e, ext) != 0)
+				continue;
+			char from[4096], to[4096];
+			snprintf(from, sizeof(from), "%s/%s", sibling, de->d_name);
+			snprintf(to, sizeof(to), "%s/%s", s->dir, de->d_name);
+			if (link(from, to) == 0) {
+				unlink(from);
+				moved += pass;
+			}
+		}
+	}
+	if (d)
+		closedir(d);
+	if (moved)
+		log_info("spool: took %d unfinished file(s) from %s, which no mount holds",
+			 moved, sibling);
+	char path[4096];
+	snprintf(path, sizeof(path), "%s/lock", sibling);
+	unlink(path);
+	(void)rmdir(sibling); /* not empty: what could not move stays for a later mount */
+	close(lock);
+}
+
 int spool_open(struct spool *s, const char *root, const char *key)
 {
 	memset(s, 0, sizeof(*s));
+	s->lock_fd = -1;
 	uint32_t h1 = crc32c_update(0, key, strlen(key));
 	uint32_t h2 = crc32c_update(h1 ^ 0x5bd1e995u, key, strlen(key));
-	struct buf b = BUF_INIT;
-	buf_printf(&b, "%s/%08x%08x", root, h1, h2);
-	if (mkdir(b.data, 0700) < 0 && errno != EEXIST) {
-		int rc = -errno;
+	struct buf base = BUF_INIT, b = BUF_INIT;
+	buf_printf(&base, "%s/%08x%08x", root, h1, h2);
+	int rc = -EBUSY, mine = 0;
+	for (int n = 1; n <= SPOOL_SIBLINGS && rc == -EBUSY; n++) {
+		sibling_path(&b, base.data, n);
+		if (mkdir(b.data, 0700) < 0 && errno != EEXIST)
+			rc = -errno;
+		else if (chmod(b.data, 0700) < 0)
+			rc = -errno;
+		else if ((rc = take_lock(b.data)) >= 0)
+			mine = n;
+	}
+	if (rc < 0) {
+		buf_free(&base);
 		buf_free(&b);
 		return rc;
 	}
-	if (chmod(b.data, 0700) < 0) {
-		int rc = -errno;
-		buf_free(&b);
-		return rc;
-	}
+	s->lock_fd = rc;
 	s->dir = buf_detach(&b);
+	if (mine > 1)
+		log_info("spool: another mount of the same bucket and prefix holds %s; this one "
+			 "uses %s", base.data, s->dir);
+	struct stat st;
+	for (int n = 1; n <= SPOOL_SIBLINGS; n++) {
+		if (n == mine)
+			continue;
+		sibling_path(&b, base.data, n);
+		if (stat(b.data, &st) == 0 && S_ISDIR(st.st_mode))
+			adopt(s, b.data);
+	}
+	buf_free(&base);
+	buf_free(&b);
 	return 0;
 }
 
 void spool_close(struct spool *s)
 {
+	if (s->lock_fd >= 0)
+		close(s->lock_fd);
+	s->lock_fd = -1;
 	free(s->dir);
 	s->dir = NULL;
 }

@@ -4,7 +4,13 @@
  * the work when it starts again.
  *
  * One directory per mount target (endpoint, bucket, prefix), mode 0700,
- * under spool_dir. Each file open for writing has two entries there:
+ * under spool_dir, held by the mount with a lock (flock on its file
+ * "lock", let go when the process ends however it ends). A second mount of
+ * the same target at the same time takes the next of up to SPOOL_SIBLINGS
+ * directories (HASH-2, HASH-3, ...), so neither takes the other's open
+ * files for an earlier run's leftovers; a mount moves the entries of any
+ * sibling nobody holds into its own, to finish them. Each file open for
+ * writing has two entries there:
  *   ID.data    the file's bytes (sparse where the object already holds them)
  *   ID.journal its journal: object name, the generation and size already
  *              published, the resumable session and what the server
@@ -39,12 +45,19 @@ struct spool_state {
 	long mtime_nsec;
 };
 
+#define SPOOL_SIBLINGS 16
+
 struct spool {
 	char *dir;               /* the mount's own spool directory */
+	int lock_fd;             /* holds its lock */
 	unsigned long counter;
 };
 
-/* Create (0700) dir/<hash of key> and return it in s. 0 or -errno. */
+/*
+ * Create (0700) root/<hash of key>, or the first sibling no other mount
+ * holds, lock it and return it in s. 0, or -EBUSY when all are held, or
+ * -errno.
+ */
 int spool_open(struct spool *s, const char *root, const char *key);
 void spool_close(struct spool *s);
 

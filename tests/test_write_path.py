@@ -232,7 +232,46 @@ def test_kill_9_mid_upload_resumes_session(bucket, mount_factory):
     assert st["bytes_in"] < len(data) - (2 << 20)         # and did not start from zero
     assert "resuming its upload at byte" in m.read_log()
     spool = os.path.join(m.spool, os.listdir(m.spool)[0])
-    wait_for(lambda: not os.listdir(spool), what="the spool entry to go")
+    wait_for(lambda: os.listdir(spool) == ["lock"], what="the spool entry to go")
+
+
+def test_two_mounts_sharing_a_spool_keep_to_their_own(bucket, mount_factory, tmp_path):
+    """Two mounts of the same bucket and prefix on one spool_dir (root's default is
+    shared by all): the second must not take the first one's open file for an
+    earlier run's leftover and publish it half written; each holds a directory of
+    its own, and the first publishes the whole file at its close. (The file is held
+    by a process of its own: a fork of this one would close a copy of it, and a
+    close publishes.)"""
+    a = mount_factory(bucket, "run", opts=["publish_interval=0"])
+    head, tail = os.urandom(2 << 20), os.urandom(300 << 10)
+    (tmp_path / "head").write_bytes(head)
+    (tmp_path / "tail").write_bytes(tail)
+    writer = subprocess.Popen(
+        ["/usr/bin/python3", "-c",
+         "import sys\n"
+         "f = open(sys.argv[1], 'wb')\n"
+         "f.write(open(sys.argv[2], 'rb').read()); f.flush()\n"
+         "print('written', flush=True); sys.stdin.readline()\n"
+         "f.write(open(sys.argv[3], 'rb').read()); f.close()\n",
+         a.p("held.bin"), str(tmp_path / "head"), str(tmp_path / "tail")],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    try:
+        assert writer.stdout.readline() == b"written\n"
+        b = mount_factory(bucket, "run", start=False, opts=["publish_interval=0"])
+        b.spool = a.spool
+        b.start()
+        time.sleep(1)
+        # Created empty at open; never the half written bytes.
+        assert not bucket.exists("run/held.bin") or bucket.get("run/held.bin") == b""
+        assert "another mount of the same bucket and prefix holds" in b.read_log()
+    finally:
+        writer.stdin.write(b"go\n")
+        writer.stdin.flush()
+        assert writer.wait(60) == 0
+    assert bucket.get("run/held.bin") == head + tail
+    assert b.stop() == 0
+    dirs = sorted(os.listdir(a.spool))
+    assert len(dirs) == 2 and dirs[1] == dirs[0] + "-2", dirs
 
 
 def _close_quietly(f):

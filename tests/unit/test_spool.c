@@ -141,18 +141,40 @@ static void test_entries_on_disk(void **state)
 	spool_remove(&s, id2);
 	seen = 0;
 	assert_int_equal(spool_scan(&s, on_entry, NULL), 0);
-	/* The same key finds the same directory; another key another one. */
-	struct spool s2, s3;
+	/* The same key while s holds its directory: the next one, never s's
+	 * entries; another key another directory. */
+	struct spool s2, s3, s4;
 	assert_int_equal(spool_open(&s2, root, "endpoint\nbucket\nprefix/"), 0);
 	assert_int_equal(spool_open(&s3, root, "endpoint\nbucket\nother/"), 0);
-	assert_string_equal(s.dir, s2.dir);
+	char sibling[4200], first[4200];
+	snprintf(sibling, sizeof(sibling), "%s-2", s.dir);
+	snprintf(first, sizeof(first), "%s", s.dir);
+	assert_string_equal(s2.dir, sibling);
 	assert_string_not_equal(s.dir, s3.dir);
-	rmdir(s3.dir);
-	rmdir(s.dir);
-	spool_close(&s);
+	/* What the sibling's mount left behind moves to the next holder of the
+	 * first directory, which finishes it; the sibling goes. */
+	assert_int_equal(spool_create(&s2, id, sizeof(id), &fd), 0);
+	assert_int_equal(pwrite(fd, "hello", 5, 0), 5);
+	close(fd);
+	assert_int_equal(spool_save(&s2, id, &st), 0);
 	spool_close(&s2);
+	spool_close(&s);
+	assert_int_equal(spool_open(&s4, root, "endpoint\nbucket\nprefix/"), 0);
+	assert_string_equal(s4.dir, first);
+	seen = 0;
+	assert_int_equal(spool_scan(&s4, on_entry, NULL), 1);
+	assert_int_equal(seen, 1);
+	assert_int_not_equal(stat(sibling, &sb), 0);
+	spool_remove(&s4, id);
+	snprintf(path, sizeof(path), "%s/lock", s3.dir);
+	unlink(path);
+	rmdir(s3.dir);
+	snprintf(path, sizeof(path), "%s/lock", s4.dir);
+	unlink(path);
+	rmdir(s4.dir);
 	spool_close(&s3);
-	rmdir(root);
+	spool_close(&s4);
+	assert_int_equal(rmdir(root), 0);
 }
 
 /* A journal rewritten shorter in place reads as the new one; one longer than a page
