@@ -578,7 +578,8 @@ int reader_repin(struct reader *r, const struct reader_pin *now)
 {
 	pthread_mutex_lock(&r->follow_lock);
 	pthread_mutex_lock(&r->lock);
-	int ok = now->generation == r->pin.generation ? 2 : r->served == 0;
+	/* A view being built may hold bytes of the old generation: not then. */
+	int ok = now->generation == r->pin.generation ? 2 : r->served == 0 && !reader_pinned(r);
 	if (ok == 1) {
 		r->pin = *now;
 		for (int k = 0; k < READER_SEGMENTS; k++) {
