@@ -80,7 +80,7 @@ void gcs_object_url(struct gcs_client *c, struct buf *url, const char *base, con
 	http_urlencode(url, name, strlen(name));
 }
 
-static int status_retryable(long s)
+int gcs_status_retryable(long s)
 {
 	return s == 408 || s == 429 || (s >= 500 && s <= 599);
 }
@@ -111,6 +111,23 @@ static void sleep_s(double s)
 		;
 }
 
+void gcs_retry_begin(struct gcs_retry *r)
+{
+	r->start = now_s();
+	r->backoff = 0.1;
+}
+
+int gcs_retry_allowed(const struct gcs_client *c, const struct gcs_retry *r)
+{
+	return now_s() - r->start + r->backoff <= c->retry_deadline;
+}
+
+void gcs_retry_sleep(struct gcs_retry *r)
+{
+	sleep_s(r->backoff * jitter());
+	r->backoff = r->backoff * 2 > 30 ? 30 : r->backoff * 2;
+}
+
 /* The Authorization line is the last header; it is replaced on each try. */
 int gcs_add_auth(struct gcs_client *c, struct http_req *req, size_t base_len,
 		 char *hdr, size_t hdrlen, struct gcs_error *e)
@@ -138,13 +155,11 @@ int gcs_call(struct gcs_client *c, struct http_req *req, struct http_resp *resp,
 {
 	size_t base_len = req->headers.len;
 	char hdr[4096];
-	double start = now_s();
-	double backoff = 0.1;
+	struct gcs_retry pace;
+	gcs_retry_begin(&pace);
 	int refreshed = 0;
-	int attempt = 0;
 	int kind = metrics_kind(what);
 	for (;;) {
-		attempt++;
 		int rc = gcs_add_auth(c, req, base_len, hdr, sizeof(hdr), e);
 		if (rc < 0)
 			return rc;
@@ -172,19 +187,14 @@ int gcs_call(struct gcs_client *c, struct http_req *req, struct http_resp *resp,
 			return rc;
 		}
 		int retry = idem == GCS_IDEMPOTENT &&
-			    (rc == 0 ? status_retryable(s) : http_transport_retryable(rc));
-		double waited = now_s() - start;
-		if (retry && waited + backoff <= c->retry_deadline) {
-			double delay = backoff * jitter();
-			log_debug("%s %s: attempt %d failed (%s), retrying in %.0f ms", what, name,
-				  attempt, rc ? resp->err : "HTTP error", delay * 1000);
+			    (rc == 0 ? gcs_status_retryable(s) : http_transport_retryable(rc));
+		if (retry && gcs_retry_allowed(c, &pace)) {
 			if (rc == 0)
 				log_info("%s %s: HTTP %ld, retrying", what, name, s);
 			else
 				log_info("%s %s: %s, retrying", what, name, resp->err);
 			metrics_http_retry(kind);
-			sleep_s(delay);
-			backoff = backoff * 2 > 30 ? 30 : backoff * 2;
+			gcs_retry_sleep(&pace);
 			continue;
 		}
 		if (rc < 0) {

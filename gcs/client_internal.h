@@ -30,6 +30,23 @@ int gcs_call(struct gcs_client *c, struct http_req *req, struct http_resp *resp,
 	     enum gcs_idem idem, long ok_extra, const char *what, const char *name,
 	     struct gcs_error *e);
 
+/* 408, 429 and 5xx: the server may do it if asked again. */
+int gcs_status_retryable(long status);
+
+/*
+ * The pace of one request's tries: full-jitter exponential backoff from
+ * 100 ms doubling to 30 s, until the client's retry deadline counted from
+ * gcs_retry_begin(). gcs_retry_allowed() says whether the next try would
+ * still start before the deadline; gcs_retry_sleep() waits for it.
+ */
+struct gcs_retry {
+	double start;
+	double backoff;
+};
+void gcs_retry_begin(struct gcs_retry *r);
+int gcs_retry_allowed(const struct gcs_client *c, const struct gcs_retry *r);
+void gcs_retry_sleep(struct gcs_retry *r);
+
 /* Put the Authorization line after the first base_len bytes of headers
  * (hdr receives it, for a later auth_invalidate). */
 int gcs_add_auth(struct gcs_client *c, struct http_req *req, size_t base_len,

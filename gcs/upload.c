@@ -5,7 +5,9 @@
  * (and persists it in the spool) with the offset the server last confirmed.
  * A chunk is retried by asking the session what it holds and resending
  * from there: the server may persist less than was sent (308 with a shorter
- * Range), and a non-final chunk must be a multiple of 256 KiB.
+ * Range), and a non-final chunk must be a multiple of 256 KiB. Failed tries
+ * are paced as every request is (backoff until the retry deadline); a try
+ * that got bytes persisted starts the count again.
  */
 #include "gcs/client_internal.h"
 
@@ -132,7 +134,8 @@ int gcs_upload_chunk(struct gcs_client *c, const char *session_url, uint64_t off
 {
 	const uint64_t end = off + len;
 	uint64_t at = off;
-	int tries = 0;
+	struct gcs_retry pace;
+	gcs_retry_begin(&pace);
 	*done = 0;
 	*persisted = off;
 	for (;;) {
@@ -163,9 +166,10 @@ int gcs_upload_chunk(struct gcs_client *c, const char *session_url, uint64_t off
 		long status = resp.status;
 		http_resp_free(&resp);
 		int retryable = status == 0 ? http_transport_retryable(rc)
-					    : (status == 408 || status == 429 || status >= 500);
-		if (!retryable || ++tries > 8)
+					    : gcs_status_retryable(status);
+		if (!retryable || !gcs_retry_allowed(c, &pace))
 			return rc;
+		gcs_retry_sleep(&pace);
 		/* Ask the session what it holds, and go on from there. */
 		struct gcs_error qe;
 		int qrc = gcs_upload_query(c, session_url, persisted, done, out, &qe);
@@ -180,6 +184,8 @@ int gcs_upload_chunk(struct gcs_client *c, const char *session_url, uint64_t off
 				      " bytes, expected %" PRIu64 "..%" PRIu64, *persisted, off, end);
 			return -EIO;
 		}
+		if (*persisted > at)
+			gcs_retry_begin(&pace);   /* it took bytes: a new stretch of tries */
 		log_info("upload: chunk failed (%s), resuming at byte %" PRIu64, e->msg, *persisted);
 		at = *persisted;
 	}

@@ -10,6 +10,13 @@ import time
 import pytest
 
 
+def log_time(line):
+    """Seconds since midnight of a log line's UTC timestamp."""
+    hms = line.split("T", 1)[1].split("Z", 1)[0]
+    h, mi, sec = hms.split(":")
+    return int(h) * 3600 + int(mi) * 60 + float(sec)
+
+
 def assert_all_met(bucket):
     for f in bucket.faults():
         assert f["met"] >= f.get("count", 1), f
@@ -57,6 +64,49 @@ def test_chunk_reset_mid_stream(bucket, mount_factory):
         f.write(data)
     assert_all_met(bucket)
     assert bucket.get("run/d") == data
+
+
+def test_a_server_overloaded_for_seconds_mid_upload_is_waited_out(bucket, mount_factory):
+    """Every chunk answered 429 for 2.5 s: the tries back off (as every request's
+    do) instead of spending a fixed count at once, and the upload completes."""
+    m = mount_factory(bucket, "run", opts=["chunk_size=1M"])
+    bucket.set_faults([{"kind": "upload.chunk", "action": "return-429", "seconds": 2.5}])
+    data = os.urandom(5 << 20)
+    t0 = time.monotonic()
+    with open(m.p("busy"), "wb") as f:
+        f.write(data)
+    assert time.monotonic() - t0 >= 2.5
+    assert_all_met(bucket)
+    assert bucket.get("run/busy") == data
+    met = bucket.faults()[0]["met"]
+    assert 2 <= met <= 12, met            # paced: a handful of tries, not a storm
+
+
+def test_chunk_failures_give_up_at_the_retry_deadline(bucket, mount_factory):
+    """A session failing for longer than retry_deadline gives up after about that
+    long: not after a fixed number of tries in a fraction of a second, and not
+    never. The close then tries the file whole (failing too here) and fails
+    with EIO."""
+    m = mount_factory(bucket, "run", opts=["chunk_size=1M", "retry_deadline=3"])
+    bucket.set_faults([{"kind": "upload.chunk", "action": "return-503", "count": -1},
+                       {"kind": "object.insert.multipart", "action": "return-503",
+                        "count": -1}])
+    t0 = time.monotonic()
+    with pytest.raises(OSError) as ei:
+        with open(m.p("down"), "wb") as f:
+            f.write(os.urandom(3 << 20))
+    took = time.monotonic() - t0
+    assert ei.value.errno == errno.EIO
+    assert 1.0 <= took <= 30, took
+    chunks = bucket.faults()[0]["met"]
+    assert 2 <= chunks <= 12, chunks
+    # The session's own tries spanned the deadline before the whole-file try.
+    log = m.read_log().splitlines()
+    first = next(ln for ln in log if "upload: chunk failed" in ln)
+    gave_up = next(ln for ln in log if "will be uploaded whole when closed" in ln)
+    assert log_time(gave_up) - log_time(first) >= 1.0, (first, gave_up)
+    bucket.clear_faults()
+    assert m.stop() == 3   # kept in the spool for the next mount
 
 
 def test_read_503_and_429(bucket, mount_factory):

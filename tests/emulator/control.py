@@ -4,7 +4,9 @@ Stats   - request counters by kind and status and by User-Agent, body bytes in/o
 Faults  - fault injection in the spirit of storage-testbench's retry
           instructions: each fault matches a request kind ("*" = any, with
           optional bucket/object filters) and applies to its next `count`
-          matching requests (count -1 = every one); `met` tells how often it fired.
+          matching requests (count -1 = every one), or with "seconds": N to every
+          matching request for N seconds from the first one it meets (a server
+          overloaded for a while); `met` tells how often it fired.
           Actions: return-NNN; return-NNN-after-NK (uploads: accept N KiB of
           the body, then answer NNN; downloads: N KiB of the body, then the
           connection closes; other requests: NNN at once); reset-connection
@@ -122,9 +124,13 @@ class Faults:
             count = s.get("count", 1)
             if not isinstance(count, int):
                 raise HttpError(400, "'count' must be an integer")
+            seconds = s.get("seconds")
+            if seconds is not None and (not isinstance(seconds, (int, float)) or seconds <= 0):
+                raise HttpError(400, "'seconds' must be a number above 0")
             new.append({"kind": s["kind"], "action": s["action"], "count": count,
-                        "remaining": count, "met": 0, "bucket": s.get("bucket"),
-                        "object": s.get("object")})
+                        "remaining": -1 if seconds else count, "met": 0,
+                        "bucket": s.get("bucket"), "object": s.get("object"),
+                        "seconds": seconds, "until": None})
         with self.lock:
             for f in new:
                 f["id"] = self.next_id
@@ -138,6 +144,8 @@ class Faults:
             for f in self.items:
                 if f["remaining"] == 0:
                     continue
+                if f["until"] is not None and time.monotonic() >= f["until"]:
+                    continue
                 if f["kind"] not in ("*", kind):
                     continue
                 if f["bucket"] is not None and f["bucket"] != bucket:
@@ -146,6 +154,8 @@ class Faults:
                     continue
                 if f["remaining"] > 0:
                     f["remaining"] -= 1
+                if f["seconds"] and f["until"] is None:
+                    f["until"] = time.monotonic() + f["seconds"]
                 f["met"] += 1
                 return Fault(f["action"])
         return None
