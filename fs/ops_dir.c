@@ -33,6 +33,9 @@ struct dir_handle {
 	int bad;                    /* a page held entries that could not be read */
 	int done;                   /* 1: listing complete, 2: local files added too */
 	struct lister *lister;      /* pages fetched ahead; NULL before the first and after a failure */
+	struct fs_dirents held;     /* files that a later page may show to be directories too */
+	const char *page_last;      /* while a page is taken in: its last name past the prefix, */
+	int page_more;              /* and whether pages follow it */
 	char **seen;                /* names emitted, open addressing, for dedup */
 	size_t seen_cap, seen_n;
 };
@@ -73,10 +76,31 @@ static int seen_add(struct dir_handle *d, const char *name)
 	return 0;
 }
 
-/* Takes de over; a name listed already (a file named like a directory) is dropped. */
+/*
+ * Whether name + "/" sorts after last. A page lists objects and prefixes in
+ * one order, so the prefix "y/" of an object "y" comes after every name
+ * "y-..." between them: when this page ends before "y/", a later page may
+ * still show "y" to be a directory as well.
+ */
+static int dir_may_follow(const char *name, const char *last)
+{
+	size_t n = strlen(name);
+	int c = strncmp(name, last, n);
+	if (c != 0)
+		return c > 0;
+	return (unsigned char)'/' > (unsigned char)last[n];
+}
+
+/* Takes de over; a name listed already (a file named like a directory) is
+ * dropped. A file whose directory twin may be on a later page waits for it. */
 static void add_entry(void *arg, struct fs_dirent *de)
 {
 	struct dir_handle *d = arg;
+	if (de->kind != INODE_DIR && d->page_more && d->page_last &&
+	    dir_may_follow(de->name, d->page_last)) {
+		fs_dirents_push(&d->held, de);
+		return;
+	}
 	if (seen_add(d, de->name)) {
 		if (de->obj.name)
 			log_warn("'%s' is both an object and a directory; showing the directory",
@@ -86,6 +110,15 @@ static void add_entry(void *arg, struct fs_dirent *de)
 		return;
 	}
 	fs_dirents_push(&d->ents, de);
+}
+
+/* The page's last name (items and prefixes are each in order), past plen. */
+static const char *page_last(const struct gcs_list_page *page, size_t plen)
+{
+	const char *a = page->nitems ? page->items[page->nitems - 1].name : NULL;
+	const char *b = page->nprefixes ? page->prefixes[page->nprefixes - 1] : NULL;
+	const char *last = !a ? b : !b ? a : strcmp(a, b) > 0 ? a : b;
+	return last && strlen(last) >= plen ? last + plen : NULL;
 }
 
 static int fetch_page(struct fs *fs, struct dir_handle *d)
@@ -121,8 +154,19 @@ static int fetch_page(struct fs *fs, struct dir_handle *d)
 		return rc == -ENOENT ? -EIO : rc;
 	}
 	free(asked);
-	seen_reserve(d, page.nitems + page.nprefixes);
+	seen_reserve(d, page.nitems + page.nprefixes + d->held.n);
+	d->page_more = more;
+	d->page_last = page_last(&page, strlen(d->prefix));
 	fs_page_entries(d->dir, d->prefix, &page, add_entry, d);
+	/* Files held from earlier pages come after this page's directories. */
+	struct fs_dirents held = d->held;
+	memset(&d->held, 0, sizeof(d->held));
+	for (size_t k = 0; k < held.n; k++) {
+		add_entry(d, fs_dirents_at(&held, k));
+		memset(fs_dirents_at(&held, k), 0, sizeof(struct fs_dirent));
+	}
+	fs_dirents_free(&held);
+	d->page_last = NULL;
 	d->done = !more;
 	d->bad |= page.nbad > 0;
 	if (d->done && !d->bad) {
@@ -183,6 +227,7 @@ static void dir_free(struct fs *fs, struct dir_handle *d)
 	inode_unref(&fs->inodes, d->dir);
 	pthread_mutex_unlock(&fs->inodes.lock);
 	fs_dirents_free(&d->ents);
+	fs_dirents_free(&d->held);
 	free(d->seen);
 	free(d->prefix);
 	free(d->next_token);

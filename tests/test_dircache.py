@@ -9,6 +9,7 @@ counts come from the emulator's /_emu/ counters.
 
 import errno
 import os
+import stat
 import subprocess
 import threading
 
@@ -208,3 +209,24 @@ def test_listings_answered_as_directories_close(bucket, mount_factory):
     for t in threads:
         t.join()
     assert errors == []      # and the mount's exit status, checked at teardown
+
+
+@pytest.mark.parametrize("between", [0, 1100, 2300])
+def test_an_object_and_a_directory_of_one_name_on_different_pages(bucket, mnt, between):
+    """An object "y" and objects under "y/": names "y-..." sort between them, so
+    with enough of those the prefix "y/" comes a page or two after "y". Listed
+    the directory shows as a directory (as when both are on one page), and what
+    is under it can be reached."""
+    bucket.put("run/y", b"the file")
+    for i in range(between):
+        bucket.put("run/y-%04d" % i, b"")
+    bucket.put("run/y/inner", b"inside")
+    bucket.put("run/z", b"last")
+    names = os.listdir(mnt.p())
+    assert names.count("y") == 1 and "z" in names and len(names) == between + 2
+    st = os.lstat(mnt.p("y"))
+    assert stat.S_ISDIR(st.st_mode)
+    assert os.listdir(mnt.p("y")) == ["inner"]
+    with open(mnt.p("y", "inner"), "rb") as f:
+        assert f.read() == b"inside"
+    assert "both an object and a directory" in mnt.read_log()
