@@ -91,6 +91,8 @@ int fs_child_name(struct fs *fs, struct inode *parent, const char *name, int dir
 {
 	if (strchr(name, '/'))
 		return -EINVAL;
+	if (strlen(name) > FS_NAME_MAX)
+		return -ENAMETOOLONG; /* a listing could not show it */
 	if (parent->ino == FUSE_ROOT_ID && strcmp(name, FS_TMP_DIR) == 0)
 		return -ENOENT; /* temporary objects stay out of sight */
 	if (fs_status_is(parent->ino, name))
@@ -100,6 +102,18 @@ int fs_child_name(struct fs *fs, struct inode *parent, const char *name, int dir
 		return rc;
 	buf_puts(out, name);
 	return finish_name(out, dir_slash);
+}
+
+int fs_child_names(struct fs *fs, struct inode *parent, const char *name, struct buf *file,
+		   struct buf *dir)
+{
+	int rc = fs_child_name(fs, parent, name, 0, file);
+	if (rc == 0) {
+		buf_reset(dir);
+		buf_append(dir, file->data, file->len);
+		buf_putc(dir, '/');
+	}
+	return rc;
 }
 
 void fs_fill_attr(struct fs *fs, struct inode *i, struct stat *st)

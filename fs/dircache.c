@@ -53,7 +53,7 @@
 /* A component GCS can hold but a directory entry cannot: skipped. */
 static int bad_component(const char *s, size_t len)
 {
-	return len == 0 || len > 255 || memchr(s, '/', len) ||
+	return len == 0 || len > FS_NAME_MAX || memchr(s, '/', len) ||
 	       (len == 1 && s[0] == '.') || (len == 2 && s[0] == '.' && s[1] == '.');
 }
 
@@ -63,10 +63,20 @@ static int hidden(struct inode *dir, const char *s, size_t len)
 	       memcmp(s, FS_TMP_DIR, len) == 0;
 }
 
+/* Names GCS holds that no directory entry can carry are said once per page. */
+static void note_unshown(const char *example, size_t n)
+{
+	if (n)
+		log_warn("%zu name(s) in the bucket cannot be shown (a component empty, '.', '..' "
+			 "or over 255 bytes), such as '%s'", n, example);
+}
+
 void fs_page_entries(struct inode *dir, const char *prefix, struct gcs_list_page *page,
 		     fs_dirent_fn add, void *arg)
 {
 	size_t plen = strlen(prefix);
+	const char *unshown = NULL;
+	size_t nunshown = 0;
 	/* Directories first, so a clash with a file of the same name shows the directory. */
 	for (size_t k = 0; k < page->nprefixes; k++) {
 		if (strncmp(page->prefixes[k], prefix, plen) != 0)
@@ -75,8 +85,13 @@ void fs_page_entries(struct inode *dir, const char *prefix, struct gcs_list_page
 		size_t len = strlen(p);
 		if (len && p[len - 1] == '/')
 			len--;
-		if (bad_component(p, len) || hidden(dir, p, len))
+		if (hidden(dir, p, len))
 			continue;
+		if (bad_component(p, len)) {
+			unshown = page->prefixes[k];
+			nunshown++;
+			continue;
+		}
 		struct fs_dirent de = {.name = xstrndup(p, len), .kind = INODE_DIR};
 		add(arg, &de);
 	}
@@ -85,14 +100,20 @@ void fs_page_entries(struct inode *dir, const char *prefix, struct gcs_list_page
 		if (strncmp(o->name, prefix, plen) != 0)
 			continue;
 		const char *p = o->name + plen;
-		if (bad_component(p, strlen(p)))
-			continue; /* the placeholder itself, or an unnameable object */
+		if (!*p)
+			continue; /* the directory's placeholder itself */
+		if (bad_component(p, strlen(p))) {
+			unshown = o->name;
+			nunshown++;
+			continue;
+		}
 		struct fs_dirent de = {.name = xstrdup(p),
 				       .kind = o->is_symlink ? INODE_SYMLINK : INODE_FILE,
 				       .obj = *o};
 		memset(o, 0, sizeof(*o));
 		add(arg, &de);
 	}
+	note_unshown(unshown, nunshown);
 }
 
 void fs_apply_listed(struct fs *fs, struct inode *i, const struct gcs_object *o)

@@ -53,6 +53,9 @@ extern const struct fuse_lowlevel_ops fs_ops;
 /* Where temporary objects live, under the prefix; never listed or looked up. */
 #define FS_TMP_DIR ".gcsmount-tmp"
 
+/* The longest name of a directory entry (a component of an object name). */
+#define FS_NAME_MAX 255
+
 /*
  * Object name for an inode (prefix + path, plus '/' for a directory when
  * dir_slash). Takes the table lock itself. Returns 0, or -ENAMETOOLONG /
@@ -62,6 +65,10 @@ int fs_object_name(struct fs *fs, struct inode *i, int dir_slash, struct buf *ou
 /* Object name of child `name` of parent (same rules). */
 int fs_child_name(struct fs *fs, struct inode *parent, const char *name, int dir_slash,
 		  struct buf *out);
+/* Both: the child's object name, and the prefix its own children would have
+ * (which may be a byte longer than any object name: then nothing is under it). */
+int fs_child_names(struct fs *fs, struct inode *parent, const char *name, struct buf *file,
+		   struct buf *dir);
 
 /*
  * Create the object for child `name` of parent whole, in one request:

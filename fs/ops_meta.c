@@ -82,9 +82,7 @@ void fs_op_lookup(fuse_req_t req, fuse_ino_t parent_ino, const char *name)
 		return;
 	}
 	struct buf file = BUF_INIT, dir = BUF_INIT, list_prefix = BUF_INIT;
-	int rc = fs_child_name(fs, parent, name, 0, &file);
-	if (rc == 0)
-		rc = fs_child_name(fs, parent, name, 1, &dir);
+	int rc = fs_child_names(fs, parent, name, &file, &dir);
 	pthread_mutex_lock(&fs->inodes.lock);
 	double now = inode_now();
 	inode_dir_expire(&fs->inodes, now);
@@ -376,7 +374,7 @@ void fs_op_statfs(fuse_req_t req, fuse_ino_t ino)
 	st.f_files = 1ull << 30;
 	st.f_ffree = 1ull << 30;
 	st.f_favail = 1ull << 30;
-	st.f_namemax = 255;
+	st.f_namemax = FS_NAME_MAX;
 	fuse_reply_statfs(req, &st);
 }
 

@@ -272,10 +272,8 @@ void fs_op_rename(fuse_req_t req, fuse_ino_t parent_ino, const char *name, fuse_
 		rc = -EINVAL;
 	else if (!parent || !newparent)
 		rc = -ENOENT;
-	if (rc == 0 && (rc = fs_child_name(fs, parent, name, 0, &sf)) == 0 &&
-	    (rc = fs_child_name(fs, parent, name, 1, &sd)) == 0 &&
-	    (rc = fs_child_name(fs, newparent, newname, 0, &df)) == 0)
-		rc = fs_child_name(fs, newparent, newname, 1, &dd);
+	if (rc == 0 && (rc = fs_child_names(fs, parent, name, &sf, &sd)) == 0)
+		rc = fs_child_names(fs, newparent, newname, &df, &dd);
 	struct inode *src = NULL;
 	int src_kind = 0;
 	if (rc == 0) {

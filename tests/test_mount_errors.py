@@ -257,3 +257,44 @@ def test_corrupt_upload_rejected(bucket, mount_factory):
     m.start()
     wait_for_object(bucket, "run/corrupt")
     assert bucket.get("run/corrupt") == b"x" * 1000
+
+
+def test_name_lengths_at_their_limits(bucket, mnt):
+    """A component is at most 255 bytes (what a directory entry can carry, and
+    what statvfs says); a whole object name at most 1,024 bytes, as GCS holds."""
+    assert os.statvfs(mnt.path).f_namemax == 255
+    for make in (lambda p: open(p, "wb").close(), os.mkdir):
+        with pytest.raises(OSError) as e:
+            make(mnt.p("n" * 256))
+        assert e.value.errno == errno.ENAMETOOLONG
+    with open(mnt.p("n" * 255), "wb") as f:
+        f.write(b"255")
+    assert bucket.get("run/" + "n" * 255) == b"255"
+    # "run/" + four directories of 200 bytes + a name: 1,024 bytes in all.
+    d = mnt.path
+    for k in range(4):
+        d = os.path.join(d, str(k) * 200)
+        os.mkdir(d)
+    with open(os.path.join(d, "f" * 216), "wb") as f:
+        f.write(b"1024")
+    full = "run/" + "/".join(str(k) * 200 for k in range(4)) + "/" + "f" * 216
+    assert len(full) == 1024 and bucket.get(full) == b"1024"
+    os.rename(os.path.join(d, "f" * 216), os.path.join(d, "g" * 216))
+    assert bucket.get(full.replace("f" * 216, "g" * 216)) == b"1024"
+    with pytest.raises(OSError) as e:
+        os.mkdir(os.path.join(d, "e" * 216))   # its "e.../" would be 1,025 bytes
+    assert e.value.errno == errno.ENAMETOOLONG
+    with pytest.raises(OSError) as e:
+        open(os.path.join(d, "f" * 217), "wb")
+    assert e.value.errno == errno.ENAMETOOLONG
+
+
+def test_names_a_directory_cannot_show_are_logged(bucket, mnt):
+    bucket.put("run/ok", b"1")
+    bucket.put("run/" + "L" * 300, b"2")       # GCS holds it; no dirent can
+    bucket.put("run/a//b", b"3")               # an empty component
+    assert sorted(os.listdir(mnt.p())) == ["a", "ok"]
+    assert "run/" + "L" * 300 in mnt.read_log()
+    assert os.listdir(mnt.p("a")) == []
+    assert "cannot be shown (a component empty, '.', '..' or over 255 bytes), such as " \
+        "'run/a//'" in mnt.read_log()
