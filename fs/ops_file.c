@@ -456,6 +456,13 @@ void fs_op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, o
 		fuse_reply_err(req, EBADF);
 		return;
 	}
+	/* Up to the largest object GCS holds, then EFBIG (as a file size limit). */
+	if (off < 0 || (uint64_t)off >= GCS_MAX_OBJECT_SIZE) {
+		fuse_reply_err(req, EFBIG);
+		return;
+	}
+	if (size > GCS_MAX_OBJECT_SIZE - (uint64_t)off)
+		size = (size_t)(GCS_MAX_OBJECT_SIZE - (uint64_t)off);
 	int rc = writer_write(h->inode->writer, buf, size, off);
 	if (rc < 0) {
 		fuse_reply_err(req, -rc);

@@ -318,6 +318,9 @@ void fs_op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set
 	pthread_mutex_unlock(&fs->inodes.lock);
 	if ((to_set & FUSE_SET_ATTR_SIZE) && kind == INODE_DIR) {
 		rc = -EISDIR;
+	} else if ((to_set & FUSE_SET_ATTR_SIZE) &&
+		   (uint64_t)attr->st_size > GCS_MAX_OBJECT_SIZE) {
+		rc = -EFBIG; /* past the largest object GCS holds */
 	} else if ((to_set & FUSE_SET_ATTR_SIZE) && !w) {
 		rc = truncate_closed(fs, i, (uint64_t)attr->st_size);
 	} else if (to_set & FUSE_SET_ATTR_SIZE) {

@@ -33,6 +33,9 @@ struct gcs_error {
 /* No precondition on generation. */
 #define GCS_ANY_GENERATION ((int64_t)-1)
 
+/* The largest object GCS holds: 5 TiB. */
+#define GCS_MAX_OBJECT_SIZE (5ull << 40)
+
 struct gcs_object {
 	char *name;
 	uint64_t size;

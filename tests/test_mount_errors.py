@@ -298,3 +298,25 @@ def test_names_a_directory_cannot_show_are_logged(bucket, mnt):
     assert os.listdir(mnt.p("a")) == []
     assert "cannot be shown (a component empty, '.', '..' or over 255 bytes), such as " \
         "'run/a//'" in mnt.read_log()
+
+
+def test_sizes_past_the_largest_object_are_efbig(bucket, mnt):
+    """GCS holds objects up to 5 TiB: a file cannot grow past that (EFBIG), and a
+    write across the limit is cut short there, as at a file size limit."""
+    limit = 5 << 40
+    fd = os.open(mnt.p("big"), os.O_CREAT | os.O_WRONLY, 0o644)
+    try:
+        os.write(fd, b"abc")
+        for grow in (lambda: os.ftruncate(fd, limit + 1),
+                     lambda: os.pwrite(fd, b"x", limit)):
+            with pytest.raises(OSError) as e:
+                grow()
+            assert e.value.errno == errno.EFBIG
+        assert os.pwrite(fd, b"wxyz", limit - 2) == 2
+        os.ftruncate(fd, 3)
+    finally:
+        os.close(fd)
+    assert bucket.get("run/big") == b"abc"
+    with pytest.raises(OSError) as e:
+        os.truncate(mnt.p("big"), limit + 1)
+    assert e.value.errno == errno.EFBIG
