@@ -257,7 +257,9 @@ static int entry_is_live(struct mount_ctx *m, const char *id)
 static void name_leftover(void *arg, const char *id, struct spool_state *st, int fd)
 {
 	struct leftover_count *c = arg;
-	if (!entry_is_live(c->m, id)) {
+	if (st->conflict) {
+		c->n++; /* named when its writer went */
+	} else if (!entry_is_live(c->m, id)) {
 		log_error("%s: not in the bucket; its data stays in the spool for the next mount",
 			  st->object);
 		c->n++;
@@ -351,7 +353,11 @@ static void collect_leftover(void *arg, const char *id, struct spool_state *st, 
 
 static void recover_one(struct mount_ctx *m, struct leftover *l)
 {
-	if (!l->st.closing && m->opts->publish_interval <= 0) {
+	if (l->st.conflict) {
+		writer_note_conflict(l->st.object, m->fs.spool.dir, l->id,
+				     l->st.staged ? 0 : l->st.base_size);
+		close(l->fd);
+	} else if (!l->st.closing && m->opts->publish_interval <= 0) {
 		/* Never closed or fsynced, and not published while open: the
 		 * program had not finished it, so it must not look finished. */
 		log_warn("%s: %s/%s.data holds what was written before the mount stopped, but the "

@@ -141,7 +141,7 @@ static int from_journal(struct fs *fs, const char *id, const struct timespec *no
 	snprintf(f->id, sizeof(f->id), "%s", id);
 	f->unpublished = unpublished(f->size, st.base_size, st.staged);
 	f->age = seconds_since(&mtime, now);
-	f->state = "spooled";
+	f->state = st.conflict ? "conflict" : "spooled";
 	spool_state_clear(&st);
 	return 1;
 }
@@ -173,7 +173,7 @@ static int from_writer(struct fs *fs, struct writer *w, const struct timespec *n
 	f->size = writer_size(w);
 	f->unpublished = unpublished(f->size, w->base_size, w->mode == WRITER_STAGED);
 	f->age = seconds_since(&w->published, now);
-	f->state = w->failed ? "failed" : w->busy || w->closing ? "uploading" : "open";
+	f->state = w->conflict ? "conflict" : w->failed ? "failed" : w->busy || w->closing ? "uploading" : "open";
 	struct timespec published = w->published;
 	pthread_mutex_unlock(&w->lock);
 	char msg[320];

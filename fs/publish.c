@@ -419,8 +419,11 @@ static int publish(struct writer *w, int closing, struct gcs_object *out, struct
 		gcs_error_set_local(e, rc, "upload %s: the object changed in the bucket since it was "
 				    "opened here (generation precondition failed); not overwriting it",
 				    w->object);
-		/* Retrying can never succeed: the other writer's object stands. */
+		/* Retrying can never succeed: the other writer's object stands,
+		 * and what was written here stays in the spool, never uploaded. */
 		w->failed = rc;
+		w->conflict = 1;
+		writer_save(w);
 	}
 	if (rc == 0 && out->size != end) {
 		gcs_error_set_local(e, -EIO, "upload %s: the server holds %" PRIu64 " bytes, %" PRIu64

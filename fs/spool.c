@@ -178,6 +178,8 @@ char *spool_state_to_text(const struct spool_state *st)
 		   "\nstaged %d\nsent %" PRIu64 "\nclosing %d\nsymlink %d\n",
 		   st->object ? st->object : "", st->base_gen, st->base_size, !!st->staged, st->sent,
 		   !!st->closing, !!st->symlink);
+	if (st->conflict)
+		buf_puts(&b, "conflict 1\n");
 	if (st->session)
 		buf_printf(&b, "session %s\nsession_object %s\n", st->session,
 			   st->session_object ? st->session_object : "");
@@ -234,6 +236,8 @@ static int parse_line(struct spool_state *st, const char *key, const char *v)
 		rc = parse_flag(v, &st->closing);
 	} else if (strcmp(key, "symlink") == 0) {
 		rc = parse_flag(v, &st->symlink);
+	} else if (strcmp(key, "conflict") == 0) {
+		rc = parse_flag(v, &st->conflict);
 	} else if (strcmp(key, "session") == 0) {
 		free(st->session);
 		st->session = xstrdup(v);

@@ -41,6 +41,7 @@ struct spool_state {
 	uint64_t sent;           /* tail bytes the server confirmed */
 	int closing;             /* a close or fsync had begun: finish it */
 	int symlink;
+	int conflict;            /* the object changed in the bucket: kept, never uploaded */
 	int64_t mtime_sec;       /* 0: none recorded */
 	long mtime_nsec;
 };

@@ -56,6 +56,7 @@ void writer_save(struct writer *w)
 		.sent = w->sent,
 		.closing = w->closing,
 		.symlink = w->symlink,
+		.conflict = w->conflict,
 		.mtime_sec = w->mtime_set ? w->mtime.tv_sec : 0,
 		.mtime_nsec = w->mtime_set ? w->mtime.tv_nsec : 0,
 	};
@@ -114,6 +115,17 @@ int writer_open(const struct writer_env *env, const char *object, int64_t base_g
 	return 0;
 }
 
+void writer_note_conflict(const char *object, const char *dir, const char *id, uint64_t from)
+{
+	if (from)
+		log_error("%s: not uploaded, the object changed in the bucket; what was written here "
+			  "from byte %" PRIu64 " on is kept in %s/%s.data (remove it once saved "
+			  "elsewhere)", object, from, dir, id);
+	else
+		log_error("%s: not uploaded, the object changed in the bucket; what was written here "
+			  "is kept in %s/%s.data (remove it once saved elsewhere)", object, dir, id);
+}
+
 void writer_ref(struct writer *w)
 {
 	__atomic_add_fetch(&w->refs, 1, __ATOMIC_RELAXED);
@@ -127,7 +139,10 @@ void writer_unref(struct writer *w)
 	uploader_untrack(w->env->uploader, w, 0);
 	if (w->session && (w->unlinked || w->failed || !w->dirty))
 		gcs_upload_cancel(w->env->gcs, w->session);
-	if (w->dirty && !w->unlinked && !w->failed)
+	if (w->dirty && !w->unlinked && w->conflict)
+		writer_note_conflict(w->object, w->env->spool->dir, w->id,
+				     w->mode == WRITER_TAIL ? w->base_size : 0);
+	else if (w->dirty && !w->unlinked && !w->failed)
 		log_error("%s: not uploaded; its data stays in the spool (%s/%s.data) and the next "
 			  "mount retries it", w->object, w->env->spool->dir, w->id);
 	else

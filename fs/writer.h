@@ -77,6 +77,8 @@ struct writer {
 	int mtime_set;
 	int unlinked;
 	int failed;                  /* a write failed (ENOSPC...): never publish this file */
+	int conflict;                /* the object changed in the bucket: the spool keeps what was
+				      * written here (journal), never uploaded */
 	int publish_failed;          /* the last publish failed and nothing changed since */
 	int symlink;
 	struct writer *next_queued;  /* uploader queue; guarded by the uploader lock */
@@ -98,6 +100,8 @@ struct writer {
 int writer_open(const struct writer_env *env, const char *object, int64_t base_gen,
 		uint64_t base_size, int base_components, int truncate, struct writer **out);
 void writer_ref(struct writer *w);
+/* Say where a file that lost a conflict is kept (bytes from `from` on). */
+void writer_note_conflict(const char *object, const char *dir, const char *id, uint64_t from);
 /* Drops a reference; the last one frees the writer and, when everything
  * was published (or the file unlinked), its spool entry. */
 void writer_unref(struct writer *w);

@@ -15,6 +15,7 @@ import threading
 
 import pytest
 
+from test_mount_errors import wait_for_kept
 from test_write_path import wait_for
 
 
@@ -137,6 +138,10 @@ def test_create_over_a_name_known_absent_is_a_conflict_not_a_clobber(bucket, mnt
         assert g.read() == b"theirs"
     bucket.put("run/c/y", b"y")
     assert os.path.exists(mnt.p("c", "y"))
+    kept = wait_for_kept(mnt, "run/c/x")           # "mine" is not lost
+    with open(kept, "rb") as g:
+        assert g.read() == b"mine"
+    assert mnt.stop() == 3
 
 
 def test_mkdir_over_a_name_known_absent_drops_the_knowledge(bucket, mnt):

@@ -3,6 +3,7 @@
 import errno
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -230,6 +231,19 @@ def test_transient_errors_retried(bucket, mnt):
     assert bucket.get("run/survives") == b"ok"
 
 
+def wait_for_kept(m, name):
+    """The spool file a conflict kept for object `name`, as the log names it."""
+    rx = re.compile(re.escape(name) + r": not uploaded, the object changed in the bucket; "
+                    r"what was written here (?:from byte \d+ on )?is kept in (\S+\.data)")
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        found = rx.search(m.read_log())
+        if found:
+            return found.group(1)
+        time.sleep(0.05)
+    raise AssertionError("no conflict kept for %s in the log:\n%s" % (name, m.read_log()))
+
+
 def test_conflict_is_reported_not_clobbered(bucket, mnt):
     with open(mnt.p("c"), "w") as f:
         f.write("mine")
@@ -241,6 +255,39 @@ def test_conflict_is_reported_not_clobbered(bucket, mnt):
     assert e.value.errno == errno.ESTALE
     assert bucket.get("run/c") == b"someone else's"
     assert "precondition" in mnt.read_log()
+
+
+def test_a_file_losing_a_conflict_is_kept_in_the_spool(bucket, mnt):
+    """Written here and accepted, then another writer's object took the name
+    before the close: the close fails with ESTALE and does not overwrite it, and
+    what was written here is not lost: the spool keeps it, the log says where,
+    and the mount's exit says something stayed behind."""
+    f = open(mnt.p("c"), "wb")
+    f.write(b"MINE" * 1000)
+    f.flush()                                  # accepted into the spool
+    bucket.put("run/c", b"someone else's")
+    with pytest.raises(OSError) as e:
+        f.close()
+    assert e.value.errno == errno.ESTALE
+    assert bucket.get("run/c") == b"someone else's"
+    kept = wait_for_kept(mnt, "run/c")
+    with open(kept, "rb") as g:
+        assert g.read() == b"MINE" * 1000
+    st = run_cli(["status", mnt.path])
+    assert st.returncode == 1 and re.search(r"\bconflict\s+c$", st.stdout, re.M), st.stdout
+    assert mnt.stop() == 3
+    # The next mount leaves it where it is (uploading it would be the clobber
+    # refused here) and says so again, until someone removes it.
+    mnt.start()
+    with open(mnt.p("c"), "rb") as g:
+        assert g.read() == b"someone else's"
+    assert mnt.stop() == 3
+    assert mnt.read_log().count("is kept in " + kept) == 2
+    assert bucket.get("run/c") == b"someone else's"
+    os.unlink(kept)
+    os.unlink(kept[:-len(".data")] + ".journal")
+    mnt.start()
+    assert mnt.stop() == 0
 
 
 def test_corrupt_upload_rejected(bucket, mount_factory):

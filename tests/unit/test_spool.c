@@ -35,8 +35,16 @@ static void test_text_round_trip(void **state)
 	assert_true(back.sent == 262144);
 	assert_true(back.closing);
 	assert_false(back.staged);
+	assert_false(back.conflict);
 	assert_int_equal(back.mtime_sec, 1600000000);
 	assert_int_equal(back.mtime_nsec, 123456789);
+	spool_state_clear(&back);
+	free(text);
+	/* A file that lost a conflict says so, and keeps saying so. */
+	st.conflict = 1;
+	text = spool_state_to_text(&st);
+	assert_int_equal(spool_state_from_text(text, strlen(text), &back), 0);
+	assert_true(back.conflict);
 	spool_state_clear(&back);
 	free(text);
 }
