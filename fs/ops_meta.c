@@ -398,7 +398,6 @@ void fs_op_readlink(fuse_req_t req, fuse_ino_t ino)
 		/* gcsfuse's form: the target is the object's body. */
 		struct buf name = BUF_INIT;
 		struct gcs_error e = {0};
-		size_t got = 0;
 		if (size > 4096) {
 			fuse_reply_err(req, ENAMETOOLONG);
 			return;
@@ -406,14 +405,14 @@ void fs_op_readlink(fuse_req_t req, fuse_ino_t ino)
 		target = xcalloc(1, size + 1);
 		int rc = fs_object_name(fs, i, 0, &name);
 		if (rc == 0)
-			rc = gcs_object_read(fs->gcs, name.data, gen, 0, target, size, &got, &e);
+			rc = gcs_object_read(fs->gcs, name.data, gen, 0, target, size, &e);
 		buf_free(&name);
 		if (rc < 0) {
 			free(target);
 			fuse_reply_err(req, -fs_gcs_fail("readlink", &e));
 			return;
 		}
-		target[got] = '\0';
+		target[size] = '\0';
 		pthread_mutex_lock(&fs->inodes.lock);
 		if (!i->symlink_target)
 			i->symlink_target = xstrdup(target);

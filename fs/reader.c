@@ -1,7 +1,9 @@
 /*
- * reader: windowed, prefetched ranged reads. See reader.h.
+ * reader: windowed, prefetched ranged reads. See reader.h; following an
+ * object that grew and re-pinning one that was replaced are in reader_follow.c.
  */
 #include "fs/reader.h"
+#include "fs/reader_internal.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -15,12 +17,8 @@
 #include "common/log.h"
 
 #define FIRST_WINDOW (1u << 20)
-#define MIN_FETCH (128u << 10)
 #define SMALLEST_FETCH (4u << 10)
 #define SEG_MAX (8u << 20)
-#define FOLLOW_PIECE (1u << 20) /* read at a time to check an object that grew */
-#define FOLLOW_PER_READ (256u << 20) /* the most of it one read checks */
-#define FOLLOW_KEEP 4 /* pieces of a checked tail kept to serve the reads after */
 /* Segment buffers kept for reuse: fresh pages cost a fault each (zeroed by
  * the kernel), which made faults, not the network, the price of a read. */
 #define POOL_KEEP 12
@@ -28,8 +26,6 @@
 #ifndef MADV_POPULATE_WRITE
 #define MADV_POPULATE_WRITE 23
 #endif
-
-enum { SEG_FREE, SEG_LOADING, SEG_READY, SEG_FAILED };
 
 struct job {
 	struct reader *r;
@@ -100,24 +96,6 @@ static void pool_trim(struct prefetcher *pf, int all)
 		munmap(pf->pool[--pf->pooled], SEG_MAX);
 }
 
-static void seg_release(struct reader *r, struct segment *s);
-
-/*
- * Every fetch ends at or before the pinned size: a generation's bytes never
- * change, so an answer ending sooner (a 416, a short 206) is the server's
- * mistake, not the end of the file, and is not served as one.
- */
-static int ended_early(const char *object, int64_t generation, uint64_t at,
-		       struct gcs_error *e)
-{
-	memset(e, 0, sizeof(*e));
-	e->err = -EIO;
-	snprintf(e->msg, sizeof(e->msg), "read %s: generation %lld ended at byte %llu, before "
-		 "the size it was listed with", object, (long long)generation,
-		 (unsigned long long)at);
-	return -EIO;
-}
-
 /* Bytes of a loading segment landed: publish them, waking a read that needs them. */
 static void seg_arrived(void *arg, size_t n)
 {
@@ -173,8 +151,6 @@ static void *prefetch_worker(void *arg)
 			pthread_mutex_unlock(&r->lock);
 			rc = gcs_object_read_streamed(r->gcs, r->object, j->generation, s->off, buf,
 						      s->len, &got, seg_arrived, j, &e);
-			if (rc == 0 && got < s->len)
-				rc = ended_early(r->object, j->generation, s->off + got, &e);
 		} else {
 			rc = -ENOMEM;
 			e.err = rc;
@@ -182,7 +158,7 @@ static void *prefetch_worker(void *arg)
 		}
 		pthread_mutex_lock(&r->lock);
 		if (s->stale) {
-			seg_release(r, s);
+			reader_seg_release(r, s);
 		} else {
 			if (got > s->got)
 				s->got = got;
@@ -254,7 +230,7 @@ static void budget_give(struct prefetcher *pf, size_t len)
 }
 
 /* The window a sequential read starts with: 1 MiB, or read_ahead if smaller. */
-static size_t first_window(const struct reader *r)
+size_t reader_first_window(const struct reader *r)
 {
 	return r->max_window < FIRST_WINDOW ? r->max_window : FIRST_WINDOW;
 }
@@ -271,13 +247,13 @@ struct reader *reader_new(struct prefetcher *pf, struct gcs_client *gcs, const c
 	r->object = xstrdup(object);
 	r->pin = *pin;
 	r->max_window = max_window < MIN_FETCH ? MIN_FETCH : max_window;
-	r->window = first_window(r);
+	r->window = reader_first_window(r);
 	r->rand_fetch = MIN_FETCH;
 	r->keep_off = UINT64_MAX;
 	return r;
 }
 
-static void seg_release(struct reader *r, struct segment *s)
+void reader_seg_release(struct reader *r, struct segment *s)
 {
 	if (s->buf) {
 		if (s->pooled)
@@ -290,7 +266,7 @@ static void seg_release(struct reader *r, struct segment *s)
 	memset(s, 0, sizeof(*s));
 }
 
-static int reader_pinned(const struct reader *r)
+int reader_pinned(const struct reader *r)
 {
 	for (int k = 0; k < READER_SEGMENTS; k++)
 		if (r->seg[k].pins)
@@ -306,7 +282,7 @@ void reader_free(struct reader *r)
 	while (r->loading || reader_pinned(r))
 		pthread_cond_wait(&r->changed, &r->lock);
 	for (int k = 0; k < READER_SEGMENTS; k++)
-		seg_release(r, &r->seg[k]);
+		reader_seg_release(r, &r->seg[k]);
 	pthread_mutex_unlock(&r->lock);
 	pthread_mutex_destroy(&r->lock);
 	pthread_cond_destroy(&r->changed);
@@ -331,7 +307,7 @@ static struct segment *seg_covering(struct reader *r, uint64_t off)
  * Otherwise (a random read's leftover): the finished segment farthest from
  * `near` goes.
  */
-static struct segment *seg_free_slot(struct reader *r, uint64_t near, int behind_only)
+struct segment *reader_seg_free_slot(struct reader *r, uint64_t near, int behind_only)
 {
 	struct segment *victim = NULL;
 	uint64_t worst = 0;
@@ -350,20 +326,19 @@ static struct segment *seg_free_slot(struct reader *r, uint64_t near, int behind
 		}
 	}
 	if (victim)
-		seg_release(r, victim);
+		reader_seg_release(r, victim);
 	return victim;
 }
 
-/* Fill the free slot s with got bytes at off already in buf (malloc'd, len
- * asked for), if the budget has room: 1, and s owns buf then; else 0. */
-static int seg_hold(struct reader *r, struct segment *s, uint64_t off, char *buf, size_t len,
-		    size_t got)
+/* Fill the free slot s with the len bytes at off in buf (malloc'd), if the
+ * budget has room: 1, and s owns buf then; else 0. */
+int reader_seg_hold(struct reader *r, struct segment *s, uint64_t off, char *buf, size_t len)
 {
 	if (!s || !budget_take(r->pf, len))
 		return 0;
 	s->off = off;
 	s->len = len;
-	s->got = got;
+	s->got = len;
 	s->buf = buf;
 	s->state = SEG_READY;
 	return 1;
@@ -376,7 +351,7 @@ static void seg_drop_behind(struct reader *r, uint64_t off)
 		struct segment *s = &r->seg[k];
 		if ((s->state == SEG_READY || s->state == SEG_FAILED) && !s->pins &&
 		    s->off + s->len <= off)
-			seg_release(r, s);
+			reader_seg_release(r, s);
 	}
 }
 
@@ -402,7 +377,7 @@ static void prefetch_to(struct reader *r, uint64_t until)
 		size_t chunk = r->window / 2 < SEG_MAX ? r->window / 2 : SEG_MAX;
 		if (len < chunk && until < r->pin.size)
 			return;
-		struct segment *s = seg_free_slot(r, r->ahead, 1);
+		struct segment *s = reader_seg_free_slot(r, r->ahead, 1);
 		if (!s || !budget_take(r->pf, len))
 			return;
 		s->off = r->ahead;
@@ -463,7 +438,7 @@ int reader_view(struct reader *r, size_t len, uint64_t off, struct reader_view *
 	r->streak = sequential;
 	if (!sequential) {
 		/* A seek: the window starts again; what is fetched stays until evicted. */
-		r->window = first_window(r);
+		r->window = reader_first_window(r);
 		r->ahead = off;
 	} else if (off > slack) {
 		seg_drop_behind(r, off - slack);
@@ -495,11 +470,7 @@ int reader_view(struct reader *r, size_t len, uint64_t off, struct reader_view *
 			*e = s->err;
 			rc = s->err.err ? s->err.err : -EIO;
 			if (!s->pins)
-				seg_release(r, s);
-			break;
-		}
-		if (s) {
-			/* READY but short, which ended_early keeps from happening: stop here. */
+				reader_seg_release(r, s);
 			break;
 		}
 		if (sequential) {
@@ -526,22 +497,20 @@ int reader_view(struct reader *r, size_t len, uint64_t off, struct reader_view *
 		if (want > r->pin.size - at)
 			want = (size_t)(r->pin.size - at);
 		char *buf = xmalloc(want);
-		size_t n = 0;
 		int64_t generation = r->pin.generation;
 		pthread_mutex_unlock(&r->lock);
-		rc = gcs_object_read(r->gcs, r->object, generation, at, buf, want, &n, e);
-		if (rc == 0 && n < want)
-			rc = ended_early(r->object, generation, at + n, e);
+		/* Every fetch ends within the pinned size: whole, or an error. */
+		rc = gcs_object_read(r->gcs, r->object, generation, at, buf, want, e);
 		pthread_mutex_lock(&r->lock);
-		if (rc < 0 || n == 0) {
+		if (rc < 0) {
 			free(buf);
 			break;
 		}
-		size_t use = n < len - v->got ? n : len - v->got;
+		size_t use = want < len - v->got ? want : len - v->got;
 		/* Keep what the request did not use for the next small read nearby. */
-		struct segment *keep = n > use ? seg_free_slot(r, at, 0) : NULL;
+		struct segment *keep = want > use ? reader_seg_free_slot(r, at, 0) : NULL;
 		r->keep_off = UINT64_MAX;
-		if (seg_hold(r, keep, at, buf, want, n)) {
+		if (reader_seg_hold(r, keep, at, buf, want)) {
 			r->keep_off = at;
 			r->keep_used = 0;
 			view_add(v, keep, buf, use);
@@ -574,34 +543,6 @@ int reader_view(struct reader *r, size_t len, uint64_t off, struct reader_view *
 	return 0;
 }
 
-int reader_repin(struct reader *r, const struct reader_pin *now)
-{
-	pthread_mutex_lock(&r->follow_lock);
-	pthread_mutex_lock(&r->lock);
-	/* A view being built may hold bytes of the old generation: not then. */
-	int ok = now->generation == r->pin.generation ? 2 : r->served == 0 && !reader_pinned(r);
-	if (ok == 1) {
-		r->pin = *now;
-		for (int k = 0; k < READER_SEGMENTS; k++) {
-			struct segment *s = &r->seg[k];
-			if (s->state == SEG_LOADING)
-				s->stale = 1; /* its thread frees it when it returns */
-			else if (s->state != SEG_FREE && !s->pins)
-				seg_release(r, s);
-		}
-		r->next_off = r->ahead = 0;
-		r->streak = 0;
-		r->window = first_window(r);
-		r->rand_fetch = MIN_FETCH;
-		r->keep_off = UINT64_MAX;
-		r->check.generation = 0;
-		r->refused = 0;
-	}
-	pthread_mutex_unlock(&r->lock);
-	pthread_mutex_unlock(&r->follow_lock);
-	return ok;
-}
-
 void reader_view_done(struct reader *r, struct reader_view *v)
 {
 	int pinned = 0;
@@ -625,128 +566,4 @@ struct reader_pin reader_pin_of(struct reader *r)
 	struct reader_pin pin = r->pin;
 	pthread_mutex_unlock(&r->lock);
 	return pin;
-}
-
-/* Pieces of a checked tail, in order from the old end, to be read from. */
-struct tail_keep {
-	char *buf[FOLLOW_KEEP];
-	size_t len[FOLLOW_KEEP];
-	int n;
-};
-
-static void tail_keep_free(struct tail_keep *k)
-{
-	for (int i = 0; i < k->n; i++)
-		free(k->buf[i]);
-	k->n = 0;
-}
-
-/*
- * The CRC32C of the pinned bytes continued over now's bytes past them, read
- * a piece at a time, into *crc: 0 when done, 1 when FOLLOW_PER_READ bytes
- * were checked and more are left (r->check keeps the place for the next
- * call), or a negative errno. When done in one call, the first pieces (up
- * to FOLLOW_KEEP) are handed back in *keep, so the reads after are served
- * from them rather than fetching the bytes again. Under follow_lock.
- */
-static int tail_crc(struct reader *r, const struct reader_pin *was, const struct reader_pin *now,
-		    uint32_t *crc, struct tail_keep *keep, struct gcs_error *e)
-{
-	uint64_t at = was->size;
-	*crc = was->crc32c;
-	if (r->check.generation == now->generation) {
-		at = r->check.upto;
-		*crc = r->check.crc;
-	}
-	r->check.generation = 0;
-	uint64_t stop = now->size - at > FOLLOW_PER_READ ? at + FOLLOW_PER_READ : now->size;
-	int keeping = at == was->size && stop == now->size;
-	char *buf = xmalloc(FOLLOW_PIECE);
-	keep->n = 0;
-	int rc = 0;
-	while (at < stop) {
-		size_t want = stop - at < FOLLOW_PIECE ? (size_t)(stop - at) : FOLLOW_PIECE;
-		size_t n = 0;
-		rc = gcs_object_read(r->gcs, r->object, now->generation, at, buf, want, &n, e);
-		if (rc == 0 && n == 0) {
-			rc = -EIO;
-			e->err = rc;
-			snprintf(e->msg, sizeof(e->msg), "read %s: generation %lld ends before its "
-				 "size", r->object, (long long)now->generation);
-		}
-		if (rc < 0)
-			break;
-		*crc = crc32c_update(*crc, buf, n);
-		at += n;
-		/* A short piece ends what is kept: the kept bytes run on without a gap. */
-		if (keeping && keep->n < FOLLOW_KEEP) {
-			keep->buf[keep->n] = buf;
-			keep->len[keep->n++] = n;
-			keeping = n == want;
-			buf = xmalloc(FOLLOW_PIECE);
-		}
-	}
-	free(buf);
-	if (rc == 0 && at < now->size) {
-		r->check.generation = now->generation;
-		r->check.upto = at;
-		r->check.crc = *crc;
-		rc = 1;
-	}
-	if (rc != 0)
-		tail_keep_free(keep);
-	return rc;
-}
-
-/* The kept pieces as ready segments from off, while slots and the budget have room. */
-static void tail_hold(struct reader *r, uint64_t off, struct tail_keep *keep)
-{
-	int i = 0;
-	for (; i < keep->n; i++) {
-		if (!seg_hold(r, seg_free_slot(r, off, 0), off, keep->buf[i], keep->len[i],
-			      keep->len[i]))
-			break;
-		off += keep->len[i];
-	}
-	for (; i < keep->n; i++)
-		free(keep->buf[i]);
-	keep->n = 0;
-}
-
-int reader_follow(struct reader *r, const struct reader_pin *now, struct gcs_error *e)
-{
-	pthread_mutex_lock(&r->follow_lock);
-	struct reader_pin was = reader_pin_of(r);
-	int rc = 0;
-	if (now->generation == r->refused) {
-		rc = 3;
-		goto out;
-	}
-	if (now->generation == was.generation)
-		goto out;
-	if (!was.has_crc32c || !now->has_crc32c || now->size <= was.size) {
-		rc = 2;
-	} else {
-		uint32_t crc;
-		struct tail_keep keep;
-		rc = tail_crc(r, &was, now, &crc, &keep, e);
-		if (rc == 1) {
-			rc = 0; /* a long tail: the next read goes on checking it */
-		} else if (rc == 0 && crc != now->crc32c) {
-			tail_keep_free(&keep);
-			rc = 2;
-		} else if (rc == 0) {
-			pthread_mutex_lock(&r->lock);
-			r->pin = *now;
-			/* The new bytes from the old end are what the reads ask for next. */
-			tail_hold(r, was.size, &keep);
-			pthread_mutex_unlock(&r->lock);
-			rc = 1;
-		}
-	}
-	if (rc == 2)
-		r->refused = now->generation;
-out:
-	pthread_mutex_unlock(&r->follow_lock);
-	return rc;
 }

@@ -192,8 +192,7 @@ static int fetch_old_bytes(struct writer *w, struct gcs_error *e)
 	int rc = 0;
 	for (uint64_t off = 0; off < w->local_from && rc == 0;) {
 		size_t want = w->local_from - off < IO_BLOCK ? (size_t)(w->local_from - off) : IO_BLOCK;
-		size_t got = 0;
-		rc = gcs_object_read(w->env->gcs, w->object, w->base_gen, off, block, want, &got, e);
+		rc = gcs_object_read(w->env->gcs, w->object, w->base_gen, off, block, want, e);
 		if (rc == -ENOENT) {
 			/* The generation we opened is gone: replaced or deleted meanwhile. */
 			gcs_error_set_local(e, -ESTALE, "%s: the object changed in the bucket since it "
@@ -201,14 +200,9 @@ static int fetch_old_bytes(struct writer *w, struct gcs_error *e)
 					    "overwriting it", w->object);
 			rc = -ESTALE;
 		}
-		if (rc == 0 && got != want) {
-			gcs_error_set_local(e, -EIO, "%s: the object is shorter than when it was opened",
-					    w->object);
-			rc = -EIO;
-		}
-		if (rc == 0 && (rc = pwrite_all(w->fd, block, got, (off_t)off)) < 0)
+		if (rc == 0 && (rc = pwrite_all(w->fd, block, want, (off_t)off)) < 0)
 			gcs_error_set_local(e, rc, "staging %s: %s", w->object, strerror(-rc));
-		off += got;
+		off += want;
 	}
 	free(block);
 	if (rc == 0)
@@ -291,9 +285,10 @@ int writer_read(struct writer *w, void *buf, size_t len, off_t off, size_t *got,
 	if ((uint64_t)off < w->local_from) {
 		/* Bytes the object holds and the spool does not: from the bucket. */
 		size_t n = w->local_from - (uint64_t)off < len ? (size_t)(w->local_from - (uint64_t)off) : len;
-		rc = gcs_object_read(w->env->gcs, w->object, w->base_gen, (uint64_t)off, buf, n, got, e);
-		if (rc < 0 || *got < n)
+		rc = gcs_object_read(w->env->gcs, w->object, w->base_gen, (uint64_t)off, buf, n, e);
+		if (rc < 0)
 			goto out;
+		*got = n;
 	}
 	while (*got < len) {
 		ssize_t n = pread(w->fd, (char *)buf + *got, len - *got, off + (off_t)*got);

@@ -93,18 +93,21 @@ int gcs_object_stat(struct gcs_client *c, const char *name, struct gcs_object *o
 		    struct gcs_error *e);
 
 /*
- * Read len bytes at off into buf from the object's given generation
- * (GCS_ANY_GENERATION: the live one). *got is what arrived (short at EOF).
- * A body cut short is continued from where it stopped.
+ * Read exactly len bytes at off into buf from the object's given generation
+ * (GCS_ANY_GENERATION: the live one). A body cut short is continued from
+ * where it stopped. The caller asks only for bytes the generation holds (it
+ * knows the size): an answer that ends sooner (a 416, a short 206) is the
+ * server's mistake, not the end of the file, and is -EIO.
  */
 int gcs_object_read(struct gcs_client *c, const char *name, int64_t generation,
-		    uint64_t off, void *buf, size_t len, size_t *got, struct gcs_error *e);
+		    uint64_t off, void *buf, size_t len, struct gcs_error *e);
 
 /*
  * gcs_object_read that tells progress(arg, n) as bytes land: the first n
  * bytes of buf then hold the object's bytes and keep them (a retry writes
  * the same bytes again), so a reader may use them before the call returns.
- * n may repeat or go back after a retry; what was told stays valid.
+ * n may repeat or go back after a retry; what was told stays valid. *got
+ * is what arrived, len on success.
  */
 int gcs_object_read_streamed(struct gcs_client *c, const char *name, int64_t generation,
 			     uint64_t off, void *buf, size_t len, size_t *got,

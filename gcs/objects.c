@@ -116,9 +116,10 @@ static void read_landed(void *arg, long status, size_t out_len)
 }
 
 int gcs_object_read(struct gcs_client *c, const char *name, int64_t generation,
-		    uint64_t off, void *dst, size_t len, size_t *got, struct gcs_error *e)
+		    uint64_t off, void *dst, size_t len, struct gcs_error *e)
 {
-	return gcs_object_read_streamed(c, name, generation, off, dst, len, got, NULL, NULL, e);
+	size_t got;
+	return gcs_object_read_streamed(c, name, generation, off, dst, len, &got, NULL, NULL, e);
 }
 
 int gcs_object_read_streamed(struct gcs_client *c, const char *name, int64_t generation,
@@ -190,6 +191,13 @@ int gcs_object_read_streamed(struct gcs_client *c, const char *name, int64_t gen
 			break; /* a short 206: the object ends here */
 	}
 	buf_free(&url);
+	if (rc == 0 && *got < len) {
+		/* A generation's bytes never change: asked for within its size,
+		 * an answer ending sooner is not the end of the file. */
+		gcs_error_set(e, 0, -EIO, "read %s: generation %" PRId64 " ended at byte %" PRIu64
+			      ", before the size it was listed with", name, generation, off + *got);
+		rc = -EIO;
+	}
 	return rc;
 }
 
