@@ -49,6 +49,7 @@
 #include <string.h>
 
 #include "common/log.h"
+#include "fs/observe.h"
 
 /* A component GCS can hold but a directory entry cannot: skipped. */
 static int bad_component(const char *s, size_t len)
@@ -57,10 +58,13 @@ static int bad_component(const char *s, size_t len)
 	       (len == 1 && s[0] == '.') || (len == 2 && s[0] == '.' && s[1] == '.');
 }
 
+/* Names of the mount's own at its root: temporary objects, and the status
+ * file, which an object of that name must not stand in for. */
 static int hidden(struct inode *dir, const char *s, size_t len)
 {
-	return dir->ino == FUSE_ROOT_ID && len == strlen(FS_TMP_DIR) &&
-	       memcmp(s, FS_TMP_DIR, len) == 0;
+	return dir->ino == FUSE_ROOT_ID &&
+	       ((len == strlen(FS_TMP_DIR) && memcmp(s, FS_TMP_DIR, len) == 0) ||
+		(len == strlen(STATUS_FILE) && memcmp(s, STATUS_FILE, len) == 0));
 }
 
 /* Names GCS holds that no directory entry can carry are said once per page. */
@@ -102,6 +106,10 @@ void fs_page_entries(struct inode *dir, const char *prefix, struct gcs_list_page
 		const char *p = o->name + plen;
 		if (!*p)
 			continue; /* the directory's placeholder itself */
+		if (hidden(dir, p, strlen(p))) {
+			log_warn("'%s' is not shown: the mount keeps that name for its own", o->name);
+			continue;
+		}
 		if (bad_component(p, strlen(p))) {
 			unshown = o->name;
 			nunshown++;

@@ -395,3 +395,19 @@ def test_every_request_names_gcsmount_and_its_version(bucket, mount_factory):
     assert stats["user_agents"] == {"gcsmount/" + version: stats["total"]}, stats
     assert stats["requests"].get("object.media", 0) >= 1
     assert bucket.get("run/a.bin") == data
+
+
+def test_an_object_named_like_the_status_file_does_not_stand_in_for_it(bucket,
+                                                                      mount_factory,
+                                                                      tmp_path):
+    """An object PREFIX/.gcsmount-status (here one saying nothing is pending) is
+    not listed, so a listing cannot make the kernel take it for the status file;
+    `gcsmount status` still reports the file open here."""
+    m = mount_factory(bucket, "run", opts=["publish_interval=0"])
+    bucket.put("run/.gcsmount-status", b"gcsmount-status 1\nsource gs://x\npending 0\n")
+    w = Writer(m.p("open.bin"), 3 << 20, tmp_path)
+    assert sorted(os.listdir(m.p())) == ["open.bin"]
+    rc, out, _ = status(m.path)
+    assert rc == 1 and "open.bin" in out, out
+    w.close()
+    assert "'run/.gcsmount-status' is not shown: the mount keeps that name" in m.read_log()
