@@ -176,7 +176,18 @@ int fs_gcs_fail(const char *op, const struct gcs_error *e)
 		log_debug("%s: %s", op, e->msg);
 	else if (error_line_allowed())
 		log_error("%s: %s", op, e->msg);
-	return e->err ? e->err : -EIO;
+	switch (e->err) {
+	case 0:
+	case -ECONNREFUSED:
+	case -ECONNRESET:
+	case -EHOSTUNREACH:
+	case -ETIMEDOUT:
+		/* The bucket could not be reached: to a file call that is an I/O
+		 * error (the log line says which), not a socket's errno. */
+		return -EIO;
+	default:
+		return e->err;
+	}
 }
 
 int fs_create_object(struct fs *fs, struct inode *parent, const char *name, int dir,

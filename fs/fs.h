@@ -154,7 +154,8 @@ void fs_open_unlink(struct fs_open *o);
 /* At the end of a mount: drop every handle the kernel never released. */
 void fs_open_drop_all(struct fs *fs);
 
-/* Log a gcs error once and return its errno (negative). */
+/* Log a gcs error once and return the errno for a file call (negative): a
+ * bucket that could not be reached is EIO, whatever the socket said. */
 int fs_gcs_fail(const char *op, const struct gcs_error *e);
 
 /* The inode for a request's ino (never NULL for inodes the kernel knows). */

@@ -316,3 +316,26 @@ def test_a_burst_of_failures_is_logged_in_part(bucket, mnt):
     bucket.clear_faults()
     with open(mnt.p("f"), "rb") as f:
         assert f.read() == b"data" * 1000
+
+
+def test_a_bucket_out_of_reach_is_eio_to_file_calls(bucket, mount_factory):
+    """Connections reset, past retry_deadline: the calls fail with EIO (what
+    read(2) and stat(2) callers handle), not the socket's ECONNRESET; the log
+    says what happened."""
+    m = mount_factory(bucket, "run", opts=["retry_deadline=1", "negative_ttl=0"])
+    bucket.put("run/f", b"data" * 1000)
+    os.stat(m.p("f"))
+    bucket.set_faults([{"kind": "object.media", "action": "reset-connection", "count": -1},
+                       {"kind": "object.get", "action": "reset-connection", "count": -1},
+                       {"kind": "object.list", "action": "reset-connection", "count": -1}])
+    with pytest.raises(OSError) as e:
+        with open(m.p("f"), "rb") as f:
+            f.read()
+    assert e.value.errno == errno.EIO
+    with pytest.raises(OSError) as e:
+        os.stat(m.p("other"))
+    assert e.value.errno == errno.EIO
+    assert "cannot reach" in m.read_log()
+    bucket.clear_faults()
+    with open(m.p("f"), "rb") as f:
+        assert f.read() == b"data" * 1000
