@@ -82,6 +82,7 @@ struct inode {
 	char *symlink_target;
 	struct writer *writer;      /* open for writing in this mount */
 	int cached_readers;         /* read handles through the page cache (fs_op_open) */
+	int opens;                  /* handles open on it (ops_file.c) */
 	int64_t cached_gen;         /* ... all pinned to this generation */
 	struct inode *next_ino;     /* hash chains */
 	struct inode *next_name;

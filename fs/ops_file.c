@@ -5,12 +5,15 @@
  * flush (every close) and fsync upload it when dirty, and their errors are
  * close's and fsync's errors. A read-only handle reads through a reader
  * pinned to the generation seen at open, unless the file is being written
- * here, in which case it reads the staged bytes.
+ * here, in which case it reads the staged bytes, and the bytes only the
+ * bucket holds yet (an existing file opened for writing) through a reader of
+ * its own, with read-ahead.
  */
 #include "fs/fs.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/uio.h>
@@ -23,6 +26,9 @@ struct handle {
 	struct fs_open open;      /* first: on the mount's list of open handles */
 	struct inode *inode;      /* holds a reference */
 	struct reader *reader;    /* read-only handles */
+	pthread_mutex_t below_lock; /* guards below, and is held while reading through it */
+	struct reader *below;     /* while the file is written here: its bytes only the bucket
+				   * holds yet, read ahead as a reader's are */
 	int writable;
 	int cached;               /* a reader through the kernel's page cache (see fs_op_open) */
 	int direct;               /* a reader bypassing it */
@@ -55,6 +61,8 @@ static struct handle *handle_new(struct fs *fs, struct inode *i, int writable)
 	fs_open_link(fs, &h->open, handle_drop_open);
 	h->inode = i;
 	h->writable = writable;
+	pthread_mutex_init(&h->below_lock, NULL);
+	i->opens++;
 	inode_ref(i);
 	if (writable)
 		i->writer->nopen++;
@@ -110,6 +118,7 @@ static void handle_drop(struct fs *fs, struct handle *h)
 	fs_open_unlink(&h->open);
 	if (h->cached)
 		i->cached_readers--;
+	i->opens--;
 	if (h->writable && --i->writer->nopen == 0) {
 		dead = i->writer;
 		i->writer = NULL;
@@ -120,6 +129,8 @@ static void handle_drop(struct fs *fs, struct handle *h)
 	pthread_mutex_unlock(&fs->inodes.lock);
 	writer_unref(dead);
 	reader_free(h->reader);
+	reader_free(h->below);
+	pthread_mutex_destroy(&h->below_lock);
 	free(h);
 }
 
@@ -354,12 +365,87 @@ static void reply_view(fuse_req_t req, const struct reader_view *v)
 	fuse_reply_iov(req, iov, v->n);
 }
 
-static void read_writer(fuse_req_t req, struct writer *w, size_t size, off_t off)
+/*
+ * len bytes at off of generation gen, which holds them below upto, through
+ * the handle's reader of that part (made, or made again for a new
+ * generation, here): sequential reads get its read-ahead, not a request
+ * each. 0, or a negative errno with e filled.
+ */
+static int read_below(struct fs *fs, struct handle *h, int64_t gen, uint64_t upto, char *dst,
+		      size_t len, uint64_t off, struct gcs_error *e)
+{
+	pthread_mutex_lock(&h->below_lock);
+	if (h->below) {
+		struct reader_pin pin = reader_pin_of(h->below);
+		if (pin.generation != gen || pin.size != upto) {
+			reader_free(h->below); /* no view of it is out: the lock is ours */
+			h->below = NULL;
+		}
+	}
+	int rc = 0;
+	if (!h->below) {
+		struct buf name = BUF_INIT;
+		rc = fs_object_name(fs, h->inode, 0, &name);
+		if (rc == 0) {
+			struct reader_pin pin = {.generation = gen, .size = upto};
+			h->below = reader_new(fs->prefetcher, fs->gcs, name.data, &pin,
+					      fs->opts->read_ahead);
+		} else {
+			e->err = rc;
+			snprintf(e->msg, sizeof(e->msg), "read: the file has no object name");
+		}
+		buf_free(&name);
+	}
+	if (rc == 0) {
+		struct reader_view v;
+		rc = reader_view(h->below, len, off, &v, e);
+		size_t got = 0;
+		for (int k = 0; rc == 0 && k < v.n; k++) {
+			memcpy(dst + got, v.span[k].p, v.span[k].len);
+			got += v.span[k].len;
+		}
+		reader_view_done(h->below, &v);
+		if (rc == 0 && got != len) {
+			rc = e->err = -EIO; /* within the pinned size: never short */
+			snprintf(e->msg, sizeof(e->msg), "read: %zu of %zu bytes", got, len);
+		}
+	}
+	pthread_mutex_unlock(&h->below_lock);
+	return rc;
+}
+
+/*
+ * A read of a file being written here: the bytes only the bucket holds (an
+ * existing file opened for writing, below what was written) through the
+ * handle's reader, the rest from the spool.
+ */
+static void read_written(fuse_req_t req, struct fs *fs, struct handle *h, struct writer *w,
+			 size_t size, off_t off)
 {
 	char *data = xmalloc(size ? size : 1);
 	size_t got = 0;
 	struct gcs_error e = {0};
-	int rc = writer_read(w, data, size, off, &got, &e);
+	int rc = 0;
+	for (int tries = 0; tries < 2; tries++) {
+		int64_t gen;
+		uint64_t upto;
+		if (!writer_bucket_part(w, (uint64_t)off, &gen, &upto))
+			break;
+		size_t n = upto - (uint64_t)off < size ? (size_t)(upto - (uint64_t)off) : size;
+		memset(&e, 0, sizeof(e));
+		rc = read_below(fs, h, gen, upto, data, n, (uint64_t)off, &e);
+		if (rc == 0)
+			got = n;
+		/* ESTALE: a publish here made a new generation meanwhile, with
+		 * the same bytes below upto; read those. */
+		if (rc != -ESTALE)
+			break;
+	}
+	if (rc == 0 && got < size) {
+		size_t more = 0;
+		rc = writer_read(w, data + got, size - got, off + (off_t)got, &more, &e);
+		got += more;
+	}
 	if (rc < 0)
 		fuse_reply_err(req, -fs_gcs_fail("read", &e));
 	else
@@ -382,7 +468,7 @@ void fs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		writer_ref(w); /* alive while reading, whoever closes meanwhile */
 	pthread_mutex_unlock(&fs->inodes.lock);
 	if (w) {
-		read_writer(req, w, size, off);
+		read_written(req, fs, h, w, size, off);
 		writer_unref(w);
 		return;
 	}

@@ -243,6 +243,28 @@ void fs_op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return;
 	}
 	int rc = fs_refresh_attr(fs, i);
+	pthread_mutex_lock(&fs->inodes.lock);
+	int open_here = i->opens > 0;
+	pthread_mutex_unlock(&fs->inodes.lock);
+	if (rc == -ENOENT && open_here) {
+		/* Deleted from the bucket while open here: the open file stays
+		 * what it was, with no name left, as a local file unlinked while
+		 * open does (fstat keeps working). Asked again next time. */
+		struct stat st;
+		pthread_mutex_lock(&fs->inodes.lock);
+		fs_fill_attr(fs, i, &st);
+		fuse_ino_t parent = i->parent ? i->parent->ino : 0;
+		char *name = i->name ? xstrdup(i->name) : NULL;
+		pthread_mutex_unlock(&fs->inodes.lock);
+		st.st_nlink = 0;
+		fuse_reply_attr(req, &st, 0);
+		/* The kernel's entry for the name goes too, once this reply is
+		 * in (its lookup then finds nothing). */
+		if (fs->se && parent && name)
+			(void)fuse_lowlevel_notify_inval_entry(fs->se, parent, name, strlen(name));
+		free(name);
+		return;
+	}
 	if (rc < 0) {
 		fuse_reply_err(req, -rc);
 		return;

@@ -312,6 +312,16 @@ out:
 	return rc;
 }
 
+int writer_bucket_part(struct writer *w, uint64_t off, int64_t *gen, uint64_t *upto)
+{
+	pthread_mutex_lock(&w->lock);
+	int below = off < w->local_from && off < writer_size(w);
+	*gen = w->base_gen;
+	*upto = w->local_from;
+	pthread_mutex_unlock(&w->lock);
+	return below;
+}
+
 int writer_truncate(struct writer *w, uint64_t size)
 {
 	struct gcs_error e = {0};

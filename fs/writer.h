@@ -111,6 +111,9 @@ int writer_write(struct writer *w, const void *buf, size_t len, off_t off);
  * published object. */
 int writer_read(struct writer *w, void *buf, size_t len, off_t off, size_t *got,
 		struct gcs_error *e);
+/* 1 when the byte at off is one the spool lacks and the object holds: then
+ * *gen is that generation and *upto where the spool's bytes begin. */
+int writer_bucket_part(struct writer *w, uint64_t off, int64_t *gen, uint64_t *upto);
 int writer_truncate(struct writer *w, uint64_t size);
 /* Record an mtime for the next publish; returns 0 when nothing is waiting to
  * be published, so the caller must record it on the object itself. */

@@ -228,6 +228,22 @@ def test_open_after_a_replacement_within_stat_ttl_reads_the_new_bytes(
         assert "was replaced before this open file read any of it" in m.read_log()
 
 
+def test_a_file_deleted_elsewhere_while_open_keeps_its_attributes(bucket, mount_factory):
+    """fstat of a file open here whose object another pod deleted gives what the
+    open file is, with no link left (as a local file unlinked while open), not
+    ENOENT; the name is gone for everyone else."""
+    m = mount_factory(bucket, "run", opts=["stat_ttl=0"])
+    bucket.put("run/f", b"abc")
+    with open(m.p("f"), "rb") as f:
+        assert f.read(1) == b"a"
+        bucket.delete("run/f")
+        st = os.fstat(f.fileno())
+        assert st.st_size == 3 and st.st_nlink == 0
+        assert not os.path.exists(m.p("f"))
+        st = os.fstat(f.fileno())
+        assert st.st_size == 3 and st.st_nlink == 0
+
+
 def test_stat_cache_expires_and_our_writes_invalidate(bucket, mount_factory):
     bucket.put("run/s", b"1")
     m = mount_factory(bucket, "run", opts=["stat_ttl=1", "type_ttl=1", "negative_ttl=1"])
@@ -288,6 +304,31 @@ def test_sequential_read_is_prefetched_in_few_requests(bucket, mount_factory, bi
     media = bucket.stats()["requests"].get("object.media", 0)
     # 20 MiB in a window growing from 1 MiB: a handful of ranged GETs, not one per read.
     assert media <= 12, media
+
+
+def test_a_file_open_for_writing_reads_the_bucket_part_ahead(bucket, mount_factory, big):
+    """Opened read-write (fio's verify, h5py's r+), an existing file's bytes that
+    only the bucket holds are read with read-ahead like a reader's, not a request
+    per kernel read; appended bytes come from the spool, and once a write lands
+    in the middle the whole file is local."""
+    m = mount_factory(bucket, "run")
+    bucket.reset_stats()
+    with open(m.p("big.bin"), "r+b") as f:
+        assert f.read() == big
+        media = bucket.stats()["requests"].get("object.media", 0)
+        assert media <= 12, media
+        f.write(b"tail")                        # at the end: streamed, not staged
+        f.flush()
+        f.seek(len(big) - 4)
+        assert f.read() == big[-4:] + b"tail"
+        f.seek(1000)
+        f.write(b"MID")
+        f.flush()
+        f.seek(0)
+        got = f.read()
+    want = big[:1000] + b"MID" + big[1003:] + b"tail"
+    assert got == want
+    assert bucket.get("run/big.bin") == want
 
 
 def test_prefetched_bytes_serve_reads_before_their_range_completes(bucket, mount_factory):
