@@ -78,6 +78,12 @@ static int split_addr(const char *s, char *host, size_t hostlen, char *port, siz
 	return 0;
 }
 
+int metrics_addr_check(const char *addr_port, char *err, size_t errlen)
+{
+	char host[256], port[8];
+	return split_addr(addr_port, host, sizeof(host), port, sizeof(port), err, errlen);
+}
+
 static int listen_on(const char *addr_port, char *err, size_t errlen)
 {
 	char host[256], port[8];

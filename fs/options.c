@@ -11,6 +11,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/metrics.h"
+
 void opts_defaults(struct mount_opts *o)
 {
 	memset(o, 0, sizeof(*o));
@@ -202,7 +204,10 @@ static int one_opt(struct mount_opts *o, const char *opt, char *err, size_t errl
 	} else if (strcmp(key, "spool_dir") == 0) {
 		NEED_VALUE(); if (!bad) set_str(&o->spool_dir, v);
 	} else if (strcmp(key, "metrics") == 0) {
-		NEED_VALUE(); if (!bad) set_str(&o->metrics, v);
+		NEED_VALUE();
+		if (!bad && metrics_addr_check(v, err, errlen) < 0)
+			return -EINVAL; /* a usage error, told before any mount is tried */
+		if (!bad) set_str(&o->metrics, v);
 	} else if (strcmp(key, "uid") == 0 || strcmp(key, "gid") == 0) {
 		bad = parse_uint(v, 10, 0xFFFFFFFEul, &n) < 0;
 		if (!bad && key[0] == 'u') o->uid = (uid_t)n;
