@@ -23,6 +23,21 @@
 #include "common/log.h"
 #include "common/metrics.h"
 
+/* url without the user:password@ of its authority: what a log line may carry. */
+static char *shown_url(const char *url)
+{
+	const char *auth = strstr(url, "://");
+	auth = auth ? auth + 3 : url;
+	size_t alen = strcspn(auth, "/?#");
+	const char *at = memchr(auth, '@', alen);
+	if (!at)
+		return xstrdup(url);
+	struct buf b = BUF_INIT;
+	buf_append(&b, url, (size_t)(auth - url));
+	buf_puts(&b, at + 1);
+	return buf_detach(&b);
+}
+
 struct gcs_client *gcs_client_new(const struct gcs_config *cfg)
 {
 	gcs_json_init();
@@ -32,6 +47,7 @@ struct gcs_client *gcs_client_new(const struct gcs_config *cfg)
 	while (n && ep[n - 1] == '/')
 		n--;
 	c->endpoint = xstrndup(ep, n);
+	c->endpoint_shown = shown_url(c->endpoint);
 	c->bucket = xstrdup(cfg->bucket);
 	struct buf b = BUF_INIT;
 	http_urlencode(&b, c->bucket, strlen(c->bucket));
@@ -46,6 +62,7 @@ void gcs_client_free(struct gcs_client *c)
 	if (!c)
 		return;
 	free(c->endpoint);
+	free(c->endpoint_shown);
 	free(c->bucket);
 	free(c->bucket_enc);
 	free(c);
@@ -199,7 +216,7 @@ int gcs_call(struct gcs_client *c, struct http_req *req, struct http_resp *resp,
 		}
 		if (rc < 0) {
 			gcs_error_set(e, 0, rc, "%s %s: cannot reach %s: %s", what, name,
-				      c->endpoint, resp->err);
+				      c->endpoint_shown, resp->err);
 			return rc;
 		}
 		char msg[200], note[256] = "";

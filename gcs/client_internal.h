@@ -11,6 +11,7 @@
 
 struct gcs_client {
 	char *endpoint;         /* without trailing slash */
+	char *endpoint_shown;   /* the same for messages: user:password@ left out */
 	char *bucket;
 	char *bucket_enc;       /* percent-encoded */
 	struct auth *auth;

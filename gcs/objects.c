@@ -44,7 +44,8 @@ int gcs_bucket_check(struct gcs_client *c, struct gcs_error *e)
 	/* Say it plainly when the server answered; keep the cause when it did not
 	 * (credentials refused, endpoint unreachable). */
 	if (rc == -ENOENT && e->http == 404)
-		gcs_error_set(e, 404, rc, "bucket %s does not exist (at %s)", c->bucket, c->endpoint);
+		gcs_error_set(e, 404, rc, "bucket %s does not exist (at %s)", c->bucket,
+			      c->endpoint_shown);
 	else if (rc == -EACCES && (e->http == 401 || e->http == 403)) {
 		char note[256] = "";
 		if (e->http == 401 && c->auth)

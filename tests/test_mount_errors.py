@@ -97,6 +97,17 @@ def test_unreachable_endpoint(tmp_path):
     line = expect_mount_failure(["-o", "anonymous,endpoint=http://127.0.0.1:%d" % port,
                                  "gs://bkt"], "127.0.0.1:%d" % port, tmp_path)
     assert "reach" in line
+    # A password in the endpoint's URL (a proxy's, say) is never printed.
+    line = expect_mount_failure(["-o", "anonymous,endpoint=http://me:s3cret@127.0.0.1:%d/"
+                                 % port, "gs://bkt"], "http://127.0.0.1:%d" % port, tmp_path)
+    assert "s3cret" not in line and "me:" not in line
+
+
+def test_wrong_bucket_names_the_endpoint_without_its_password(emulator, tmp_path):
+    url = emulator.url.replace("://", "://me:s3cret@")
+    line = expect_mount_failure(["-o", "anonymous,endpoint=" + url, "gs://no-such-bucket"],
+                                "no-such-bucket", tmp_path)
+    assert "s3cret" not in line and emulator.url in line
 
 
 def test_missing_mountpoint(emulator, bucket, tmp_path):
