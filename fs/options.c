@@ -3,6 +3,7 @@
  */
 #include "fs/options.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
@@ -120,15 +121,36 @@ int opts_parse_source(const char *src, char **bucket, char **prefix, char *err, 
 			return -EINVAL;
 		}
 	}
+	/* GCS's rules: a letter or digit at each end, and names over 63
+	 * characters only as dotted names of parts up to 63. */
+	const char *b_end = s + blen;
+	int edges_ok = isalnum((unsigned char)s[0]) && isalnum((unsigned char)b_end[-1]);
+	int parts_ok = 1;
+	for (const char *q = s; q < b_end && parts_ok;) {
+		const char *dot = memchr(q, '.', (size_t)(b_end - q));
+		size_t n = (size_t)((dot ? dot : b_end) - q);
+		parts_ok = n >= 1 && n <= 63;
+		q = dot ? dot + 1 : b_end;
+	}
+	if (!edges_ok || !parts_ok) {
+		snprintf(err, errlen, "'%.*s': not a bucket name (a letter or digit at each end; "
+			 "at most 63 characters between dots)", (int)blen, s);
+		return -EINVAL;
+	}
 	const char *p = slash ? slash + 1 : "";
-	while (*p == '/')
-		p++;
 	size_t plen = strlen(p);
 	while (plen && p[plen - 1] == '/')
 		plen--;
-	if (strstr(p, "//")) {
-		snprintf(err, errlen, "'%s': empty path component in the prefix", src);
-		return -EINVAL;
+	/* Each component of the prefix must be one a directory could show. */
+	for (const char *q = p; q < p + plen;) {
+		const char *sl = memchr(q, '/', (size_t)(p + plen - q));
+		size_t n = (size_t)((sl ? sl : p + plen) - q);
+		if (n == 0 || (n == 1 && q[0] == '.') || (n == 2 && q[0] == '.' && q[1] == '.')) {
+			snprintf(err, errlen, "'%s': an empty, '.' or '..' component in the prefix",
+				 src);
+			return -EINVAL;
+		}
+		q = sl ? sl + 1 : p + plen;
 	}
 	*bucket = xstrndup(s, blen);
 	*prefix = xstrndup(p, plen);

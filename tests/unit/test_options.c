@@ -97,6 +97,28 @@ static void test_errors(void **state)
 	char *a3[] = {"gcsmount", "gs://ok-bucket/a//x", "/m", NULL};
 	assert_int_equal(parse(&o, err, 3, a3), -EINVAL);
 	opts_free(&o);
+	/* Names GCS refuses, and prefixes a directory could not show. */
+	static const char *const bad_sources[] = {
+		"gs://-bucket", "gs://bucket-", "gs://b..x", "gs://.bkt",
+		"gs://aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+		"gs://bkt//x", "gs://bkt/../x", "gs://bkt/a/./b", "gs://bkt/a/..",
+	};
+	for (size_t i = 0; i < sizeof(bad_sources) / sizeof(bad_sources[0]); i++) {
+		char *a[] = {"gcsmount", (char *)bad_sources[i], "/m", NULL};
+		if (parse(&o, err, 3, a) != -EINVAL)
+			fail_msg("'%s' was taken", bad_sources[i]);
+		opts_free(&o);
+	}
+	static const char *const good_sources[] = {
+		"gs://my.dotted.bucket/run", "gs://b_1/a/b/", "gs://bkt/.hidden/x",
+		"gs://aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.b",
+	};
+	for (size_t i = 0; i < sizeof(good_sources) / sizeof(good_sources[0]); i++) {
+		char *a[] = {"gcsmount", (char *)good_sources[i], "/m", NULL};
+		if (parse(&o, err, 3, a) != 0)
+			fail_msg("'%s' refused: %s", good_sources[i], err);
+		opts_free(&o);
+	}
 	char *a4[] = {"gcsmount", "a", "b", "c", NULL};
 	assert_int_equal(parse(&o, err, 4, a4), -EINVAL);
 	opts_free(&o);
