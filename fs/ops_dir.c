@@ -394,9 +394,18 @@ int fs_dir_is_empty(struct fs *fs, struct inode *dir, const char *prefix)
 	if (rc < 0)
 		return fs_gcs_fail("rmdir", &e);
 	int empty = page.nprefixes == 0;
-	for (size_t k = 0; k < page.nitems; k++)
-		if (strcmp(page.items[k].name, prefix) != 0)
+	for (size_t k = 0; k < page.nitems; k++) {
+		const struct gcs_object *o = &page.items[k];
+		if (strcmp(o->name, prefix) != 0) {
 			empty = 0;
+		} else if (o->size > 0) {
+			/* A placeholder with bytes in it is data someone wrote:
+			 * removing the directory would lose it unseen. */
+			log_warn("rmdir: '%s' holds %llu bytes; not deleting it", o->name,
+				 (unsigned long long)o->size);
+			empty = 0;
+		}
+	}
 	gcs_list_page_free(&page);
 	if (empty && dir) {
 		pthread_mutex_lock(&fs->inodes.lock);

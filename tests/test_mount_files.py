@@ -111,6 +111,18 @@ def test_rmdir_of_implicit_dir_with_content_refused(bucket, mnt):
     assert bucket.exists("run/imp/sub/x")
 
 
+def test_rmdir_keeps_a_placeholder_that_holds_data(bucket, mnt):
+    """An object "d/" with bytes in it (some tools write such) is data: rmdir of
+    the empty-looking directory refuses rather than deleting it unseen."""
+    bucket.put("run/d/", b"notes kept in the directory object")
+    assert os.listdir(mnt.p("d")) == []
+    with pytest.raises(OSError) as e:
+        os.rmdir(mnt.p("d"))
+    assert e.value.errno == errno.ENOTEMPTY
+    assert bucket.get("run/d/") == b"notes kept in the directory object"
+    assert "'run/d/' holds 34 bytes; not deleting it" in mnt.read_log()
+
+
 def test_rename_file(bucket, mnt):
     data = os.urandom(5000)
     with open(mnt.p("a.bin"), "wb") as f:
