@@ -232,6 +232,7 @@ struct shutdown {
 	struct leftover *leftovers; /* for the recovery thread */
 	pthread_t recovery;
 	int recovering;
+	int recovered;              /* atomic: the recovery thread is done */
 	pthread_mutex_t lock;
 	pthread_cond_t cv;
 	int done;
@@ -321,11 +322,20 @@ static int shutdown_uploads(struct mount_ctx *m, struct shutdown *sd)
 		return failed ? 3 : 0;
 	}
 	struct inode_table *t = &m->fs.inodes;
+	int pending = sd->recovering && !__atomic_load_n(&sd->recovered, __ATOMIC_ACQUIRE);
 	for (size_t b = 0; b < t->nbuckets; b++)
 		for (struct inode *i = t->by_ino[b]; i; i = i->next_ino)
-			if (i->writer && __atomic_load_n(&i->writer->dirty, __ATOMIC_RELAXED))
+			if (i->writer && __atomic_load_n(&i->writer->dirty, __ATOMIC_RELAXED)) {
 				log_error("%s: not uploaded within shutdown_timeout=%gs; it stays in the "
 					  "spool and the next mount finishes it", i->writer->object, limit);
+				pending = 1;
+			}
+	if (!pending) {
+		/* Nothing was uploading (shutdown_timeout=0, say): what is left
+		 * is the scan of the spool, which takes no time worth a failure. */
+		pthread_join(th, NULL);
+		return sd->failed ? 3 : 0;
+	}
 	log_error("shutdown deadline reached with uploads still running");
 	m->abandoned = 1;
 	return 3;
@@ -379,6 +389,7 @@ static void *recover_thread(void *arg)
 		free(l);
 	}
 	sd->leftovers = NULL;
+	__atomic_store_n(&sd->recovered, 1, __ATOMIC_RELEASE);
 	return NULL;
 }
 

@@ -63,3 +63,12 @@ def test_unmount_waits_for_uploads(bucket, mount_factory):
         f.write(b"d" * 1000)
     assert m.stop() == 0
     assert bucket.get("run/done.bin") == b"d" * 1000
+
+
+def test_shutdown_timeout_zero_with_nothing_pending_is_a_clean_exit(bucket, mount_factory):
+    m = mount_factory(bucket, "run", opts=["shutdown_timeout=0"])
+    with open(m.p("done.txt"), "wb") as f:
+        f.write(b"uploaded at close")
+    assert bucket.get("run/done.txt") == b"uploaded at close"
+    assert m.stop() == 0
+    assert "shutdown deadline reached" not in m.read_log()
