@@ -74,8 +74,6 @@ void metrics_reset(void);
  * socket; harmless when nothing was started.
  */
 int metrics_serve_bind(const char *addr_port, char *err, size_t errlen);
-/* Whether ADDR:PORT has that form (no lookup, no socket): 0 or -EINVAL with err. */
-int metrics_addr_check(const char *addr_port, char *err, size_t errlen);
 int metrics_serve_start(const char *addr_port, char *err, size_t errlen);
 void metrics_serve_stop(void);
 

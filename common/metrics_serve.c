@@ -24,6 +24,7 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include "common/hostport.h"
 #include "common/log.h"
 
 #define HEAD_MAX 8192
@@ -35,59 +36,10 @@ static int stop_pipe[2] = {-1, -1};
 static pthread_t thread;
 static int running;
 
-/* Split "HOST:PORT", "[V6]:PORT" or ":PORT"; host is "" for every address. */
-static int split_addr(const char *s, char *host, size_t hostlen, char *port, size_t portlen,
-		      char *err, size_t errlen)
-{
-	const char *colon;
-	const char *h = s;
-	size_t hl;
-	if (s[0] == '[') {
-		const char *close = strchr(s, ']');
-		if (!close || close[1] != ':') {
-			snprintf(err, errlen, "metrics=%s: expected [ADDRESS]:PORT", s);
-			return -EINVAL;
-		}
-		h = s + 1;
-		hl = (size_t)(close - h);
-		colon = close + 1;
-	} else {
-		colon = strrchr(s, ':');
-		if (!colon || memchr(s, ':', (size_t)(colon - s))) {
-			snprintf(err, errlen, "metrics=%s: expected ADDRESS:PORT (an IPv6 address "
-				 "in brackets)", s);
-			return -EINVAL;
-		}
-		hl = (size_t)(colon - s);
-	}
-	const char *p = colon + 1;
-	char *end;
-	errno = 0;
-	long n = strtol(p, &end, 10);
-	if (!*p || *end || errno || n < 1 || n > 65535 || p[0] == '+' || p[0] == '-') {
-		snprintf(err, errlen, "metrics=%s: the port must be a number from 1 to 65535", s);
-		return -EINVAL;
-	}
-	if (hl >= hostlen) {
-		snprintf(err, errlen, "metrics=%s: address too long", s);
-		return -EINVAL;
-	}
-	memcpy(host, h, hl);
-	host[hl] = '\0';
-	snprintf(port, portlen, "%ld", n);
-	return 0;
-}
-
-int metrics_addr_check(const char *addr_port, char *err, size_t errlen)
-{
-	char host[256], port[8];
-	return split_addr(addr_port, host, sizeof(host), port, sizeof(port), err, errlen);
-}
-
 static int listen_on(const char *addr_port, char *err, size_t errlen)
 {
 	char host[256], port[8];
-	int rc = split_addr(addr_port, host, sizeof(host), port, sizeof(port), err, errlen);
+	int rc = hostport_split(addr_port, host, sizeof(host), port, sizeof(port), err, errlen);
 	if (rc < 0)
 		return rc;
 	struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,

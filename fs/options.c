@@ -12,7 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "common/metrics.h"
+#include "common/hostport.h"
 
 void opts_defaults(struct mount_opts *o)
 {
@@ -227,7 +227,9 @@ static int one_opt(struct mount_opts *o, const char *opt, char *err, size_t errl
 		NEED_VALUE(); if (!bad) set_str(&o->spool_dir, v);
 	} else if (strcmp(key, "metrics") == 0) {
 		NEED_VALUE();
-		if (!bad && metrics_addr_check(v, err, errlen) < 0)
+		char host[256], port[8];
+		if (!bad && hostport_split(v, host, sizeof(host), port, sizeof(port), err,
+					   errlen) < 0)
 			return -EINVAL; /* a usage error, told before any mount is tried */
 		if (!bad) set_str(&o->metrics, v);
 	} else if (strcmp(key, "uid") == 0 || strcmp(key, "gid") == 0) {
