@@ -132,6 +132,22 @@ void gcs_retry_begin(struct gcs_retry *r)
 {
 	r->start = now_s();
 	r->backoff = 0.1;
+	r->last = 0;
+}
+
+int gcs_retry_wait_to_deadline(const struct gcs_client *c, struct gcs_retry *r)
+{
+	double left = c->retry_deadline - (now_s() - r->start);
+	if (r->last || left <= 0)
+		return 0;
+	double delay = r->backoff * jitter();
+	if (delay >= left) {
+		delay = left;
+		r->last = 1;
+	}
+	sleep_s(delay);
+	r->backoff = r->backoff * 2 > 30 ? 30 : r->backoff * 2;
+	return 1;
 }
 
 int gcs_retry_allowed(const struct gcs_client *c, const struct gcs_retry *r)

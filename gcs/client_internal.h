@@ -43,10 +43,16 @@ int gcs_status_retryable(long status);
 struct gcs_retry {
 	double start;
 	double backoff;
+	int last;       /* gcs_retry_wait_to_deadline: the try at the deadline was made */
 };
 void gcs_retry_begin(struct gcs_retry *r);
 int gcs_retry_allowed(const struct gcs_client *c, const struct gcs_retry *r);
 void gcs_retry_sleep(struct gcs_retry *r);
+/* For a series that must keep trying up to the deadline itself (an upload
+ * session): sleeps the next backoff, or what is left before the deadline
+ * when that is shorter (the last try is then at the deadline); returns 0
+ * without sleeping once the deadline has passed or the last try was made. */
+int gcs_retry_wait_to_deadline(const struct gcs_client *c, struct gcs_retry *r);
 
 /* Put the Authorization line after the first base_len bytes of headers
  * (hdr receives it, for a later auth_invalidate). */

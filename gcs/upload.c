@@ -6,8 +6,9 @@
  * A chunk is retried by asking the session what it holds and resending
  * from there: the server may persist less than was sent (308 with a shorter
  * Range), and a non-final chunk must be a multiple of 256 KiB. Failed tries
- * are paced as every request is (backoff until the retry deadline); a try
- * that got bytes persisted starts the count again.
+ * back off as every request's do and go on to the retry deadline itself
+ * (the last one at the deadline); a try that got bytes persisted starts the
+ * count again.
  */
 #include "gcs/client_internal.h"
 
@@ -167,9 +168,8 @@ int gcs_upload_chunk(struct gcs_client *c, const char *session_url, uint64_t off
 		http_resp_free(&resp);
 		int retryable = status == 0 ? http_transport_retryable(rc)
 					    : gcs_status_retryable(status);
-		if (!retryable || !gcs_retry_allowed(c, &pace))
+		if (!retryable || !gcs_retry_wait_to_deadline(c, &pace))
 			return rc;
-		gcs_retry_sleep(&pace);
 		/* Ask the session what it holds, and go on from there. */
 		struct gcs_error qe;
 		int qrc = gcs_upload_query(c, session_url, persisted, done, out, &qe);
