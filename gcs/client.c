@@ -4,7 +4,10 @@
  *
  * Retry policy (as Google's client libraries): 408, 429, 5xx and transport
  * failures, for idempotent requests, with full-jitter exponential backoff
- * from 100 ms doubling to 30 s, until the retry deadline. A 401 refreshes the
+ * from 100 ms doubling to 30 s, until the retry deadline: the last try is
+ * made at the deadline itself (a backoff reaching past it is cut short to
+ * it), so a request gives up about retry_deadline seconds after its first
+ * try, whatever the jitter drew. A 401 refreshes the
  * token once and repeats the request whatever its idempotency: a 401 means
  * the server did nothing.
  */
@@ -135,7 +138,7 @@ void gcs_retry_begin(struct gcs_retry *r)
 	r->last = 0;
 }
 
-int gcs_retry_wait_to_deadline(const struct gcs_client *c, struct gcs_retry *r)
+int gcs_retry_wait(const struct gcs_client *c, struct gcs_retry *r)
 {
 	double left = c->retry_deadline - (now_s() - r->start);
 	if (r->last || left <= 0)
@@ -148,17 +151,6 @@ int gcs_retry_wait_to_deadline(const struct gcs_client *c, struct gcs_retry *r)
 	sleep_s(delay);
 	r->backoff = r->backoff * 2 > 30 ? 30 : r->backoff * 2;
 	return 1;
-}
-
-int gcs_retry_allowed(const struct gcs_client *c, const struct gcs_retry *r)
-{
-	return now_s() - r->start + r->backoff <= c->retry_deadline;
-}
-
-void gcs_retry_sleep(struct gcs_retry *r)
-{
-	sleep_s(r->backoff * jitter());
-	r->backoff = r->backoff * 2 > 30 ? 30 : r->backoff * 2;
 }
 
 /* The Authorization line is the last header; it is replaced on each try. */
@@ -221,13 +213,12 @@ int gcs_call(struct gcs_client *c, struct http_req *req, struct http_resp *resp,
 		}
 		int retry = idem == GCS_IDEMPOTENT &&
 			    (rc == 0 ? gcs_status_retryable(s) : http_transport_retryable(rc));
-		if (retry && gcs_retry_allowed(c, &pace)) {
+		if (retry && gcs_retry_wait(c, &pace)) {
 			if (rc == 0)
 				log_info("%s %s: HTTP %ld, retrying", what, name, s);
 			else
 				log_info("%s %s: %s, retrying", what, name, resp->err);
 			metrics_http_retry(kind);
-			gcs_retry_sleep(&pace);
 			continue;
 		}
 		if (rc < 0) {

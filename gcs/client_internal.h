@@ -35,24 +35,20 @@ int gcs_call(struct gcs_client *c, struct http_req *req, struct http_resp *resp,
 int gcs_status_retryable(long status);
 
 /*
- * The pace of one request's tries: full-jitter exponential backoff from
+ * The pace of one series of tries: full-jitter exponential backoff from
  * 100 ms doubling to 30 s, until the client's retry deadline counted from
- * gcs_retry_begin(). gcs_retry_allowed() says whether the next try would
- * still start before the deadline; gcs_retry_sleep() waits for it.
+ * gcs_retry_begin(). gcs_retry_wait() sleeps the next backoff, or what is
+ * left before the deadline when that is shorter (the last try is then made
+ * at the deadline), and returns 1; it returns 0 without sleeping once the
+ * deadline has passed or the try at the deadline was made.
  */
 struct gcs_retry {
 	double start;
 	double backoff;
-	int last;       /* gcs_retry_wait_to_deadline: the try at the deadline was made */
+	int last;       /* the try at the deadline was made */
 };
 void gcs_retry_begin(struct gcs_retry *r);
-int gcs_retry_allowed(const struct gcs_client *c, const struct gcs_retry *r);
-void gcs_retry_sleep(struct gcs_retry *r);
-/* For a series that must keep trying up to the deadline itself (an upload
- * session): sleeps the next backoff, or what is left before the deadline
- * when that is shorter (the last try is then at the deadline); returns 0
- * without sleeping once the deadline has passed or the last try was made. */
-int gcs_retry_wait_to_deadline(const struct gcs_client *c, struct gcs_retry *r);
+int gcs_retry_wait(const struct gcs_client *c, struct gcs_retry *r);
 
 /* Put the Authorization line after the first base_len bytes of headers
  * (hdr receives it, for a later auth_invalidate). */

@@ -168,7 +168,7 @@ int gcs_upload_chunk(struct gcs_client *c, const char *session_url, uint64_t off
 		http_resp_free(&resp);
 		int retryable = status == 0 ? http_transport_retryable(rc)
 					    : gcs_status_retryable(status);
-		if (!retryable || !gcs_retry_wait_to_deadline(c, &pace))
+		if (!retryable || !gcs_retry_wait(c, &pace))
 			return rc;
 		/* Ask the session what it holds, and go on from there. */
 		struct gcs_error qe;

@@ -109,6 +109,30 @@ def test_chunk_failures_give_up_at_the_retry_deadline(bucket, mount_factory):
     assert m.stop() == 3   # kept in the spool for the next mount
 
 
+def test_a_failing_request_is_tried_until_the_retry_deadline(bucket, mount_factory):
+    """A read answered 503 for longer than retry_deadline: its tries back off and go
+    on to the deadline itself (the last one at it), then the read fails with EIO.
+    Giving up once the next backoff's cap would pass the deadline stopped after
+    about half of it."""
+    data = os.urandom(100_000)
+    bucket.put("run/f", data)
+    m = mount_factory(bucket, "run", opts=["retry_deadline=2"])
+    os.stat(m.p("f"))
+    bucket.set_faults([{"kind": "object.media", "action": "return-503", "count": -1}])
+    t0 = time.monotonic()
+    with pytest.raises(OSError) as ei:
+        with open(m.p("f"), "rb") as f:
+            f.read()
+    took = time.monotonic() - t0
+    assert ei.value.errno == errno.EIO
+    assert took >= 1.9, took
+    tries = bucket.faults()[0]["met"]
+    assert 3 <= tries <= 30, tries       # paced, not a storm
+    bucket.clear_faults()
+    with open(m.p("f"), "rb") as f:
+        assert f.read() == data
+
+
 def test_read_503_and_429(bucket, mount_factory):
     data = os.urandom(3_000_000)
     bucket.put("run/r", data)
