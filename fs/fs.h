@@ -143,6 +143,9 @@ int fs_dir_is_empty(struct fs *fs, struct inode *dir, const char *prefix);
 
 /* Stat the object again when the inode's attributes expired. 0 or -errno. */
 int fs_refresh_attr(struct fs *fs, struct inode *i);
+/* The inode's cached attributes are not to be trusted (its object changed
+ * in the bucket): the next fs_refresh_attr asks the bucket. */
+void fs_attr_doubt(struct fs *fs, struct inode *i);
 
 /* The writers of files open for writing now, each with a reference the
  * caller drops (writer_unref); the array is the caller's to free. */

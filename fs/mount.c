@@ -364,8 +364,7 @@ static void collect_leftover(void *arg, const char *id, struct spool_state *st, 
 static void recover_one(struct mount_ctx *m, struct leftover *l)
 {
 	if (l->st.conflict) {
-		writer_note_conflict(l->st.object, m->fs.spool.dir, l->id,
-				     l->st.staged ? 0 : l->st.base_size);
+		writer_note_conflict(m->fs.spool.dir, l->id, &l->st);
 		close(l->fd);
 	} else if (!l->st.closing && m->opts->publish_interval <= 0) {
 		/* Never closed or fsynced, and not published while open: the

@@ -220,6 +220,13 @@ int fs_refresh_attr(struct fs *fs, struct inode *i)
 	return 0;
 }
 
+void fs_attr_doubt(struct fs *fs, struct inode *i)
+{
+	pthread_mutex_lock(&fs->inodes.lock);
+	i->attr_expires = 0;
+	pthread_mutex_unlock(&fs->inodes.lock);
+}
+
 static void reply_attr(fuse_req_t req, struct fs *fs, struct inode *i)
 {
 	struct stat st;
@@ -227,6 +234,36 @@ static void reply_attr(fuse_req_t req, struct fs *fs, struct inode *i)
 	fs_fill_attr(fs, i, &st);
 	pthread_mutex_unlock(&fs->inodes.lock);
 	fuse_reply_attr(req, &st, fs->opts->stat_ttl);
+}
+
+/*
+ * i's object was deleted from the bucket. While i is open here the open
+ * file stays what it was, with no name left, as a local file unlinked while
+ * open does (fstat keeps working; asked again next time), and the kernel's
+ * entry for the name goes once this reply is in (its lookup then finds
+ * nothing). 0, replying nothing, when i is not open here.
+ */
+static int reply_gone_while_open(fuse_req_t req, struct fs *fs, struct inode *i)
+{
+	struct stat st;
+	fuse_ino_t parent = 0;
+	char *name = NULL;
+	pthread_mutex_lock(&fs->inodes.lock);
+	int open_here = i->opens > 0;
+	if (open_here) {
+		fs_fill_attr(fs, i, &st);
+		parent = i->parent ? i->parent->ino : 0;
+		name = i->name ? xstrdup(i->name) : NULL;
+	}
+	pthread_mutex_unlock(&fs->inodes.lock);
+	if (!open_here)
+		return 0;
+	st.st_nlink = 0;
+	fuse_reply_attr(req, &st, 0);
+	if (fs->se && parent && name)
+		(void)fuse_lowlevel_notify_inval_entry(fs->se, parent, name, strlen(name));
+	free(name);
+	return 1;
 }
 
 void fs_op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -243,28 +280,8 @@ void fs_op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return;
 	}
 	int rc = fs_refresh_attr(fs, i);
-	pthread_mutex_lock(&fs->inodes.lock);
-	int open_here = i->opens > 0;
-	pthread_mutex_unlock(&fs->inodes.lock);
-	if (rc == -ENOENT && open_here) {
-		/* Deleted from the bucket while open here: the open file stays
-		 * what it was, with no name left, as a local file unlinked while
-		 * open does (fstat keeps working). Asked again next time. */
-		struct stat st;
-		pthread_mutex_lock(&fs->inodes.lock);
-		fs_fill_attr(fs, i, &st);
-		fuse_ino_t parent = i->parent ? i->parent->ino : 0;
-		char *name = i->name ? xstrdup(i->name) : NULL;
-		pthread_mutex_unlock(&fs->inodes.lock);
-		st.st_nlink = 0;
-		fuse_reply_attr(req, &st, 0);
-		/* The kernel's entry for the name goes too, once this reply is
-		 * in (its lookup then finds nothing). */
-		if (fs->se && parent && name)
-			(void)fuse_lowlevel_notify_inval_entry(fs->se, parent, name, strlen(name));
-		free(name);
+	if (rc == -ENOENT && reply_gone_while_open(req, fs, i))
 		return;
-	}
 	if (rc < 0) {
 		fuse_reply_err(req, -rc);
 		return;

@@ -44,7 +44,8 @@ void writer_pending_sub(struct writer *w, uint64_t n)
 		uploader_sub_pending(w->env->uploader, n);
 }
 
-void writer_save(struct writer *w)
+/* What the spool's journal says of w. */
+static struct spool_state writer_state(const struct writer *w)
 {
 	struct spool_state st = {
 		.object = w->object,
@@ -60,6 +61,12 @@ void writer_save(struct writer *w)
 		.mtime_sec = w->mtime_set ? w->mtime.tv_sec : 0,
 		.mtime_nsec = w->mtime_set ? w->mtime.tv_nsec : 0,
 	};
+	return st;
+}
+
+void writer_save(struct writer *w)
+{
+	struct spool_state st = writer_state(w);
 	spool_save(w->env->spool, w->id, &st);
 }
 
@@ -115,15 +122,17 @@ int writer_open(const struct writer_env *env, const char *object, int64_t base_g
 	return 0;
 }
 
-void writer_note_conflict(const char *object, const char *dir, const char *id, uint64_t from)
+void writer_note_conflict(const char *dir, const char *id, const struct spool_state *st)
 {
+	/* A tail's bytes begin where the object it was to be appended to ended. */
+	uint64_t from = st->staged ? 0 : st->base_size;
 	if (from)
 		log_error("%s: not uploaded, the object changed in the bucket; what was written here "
 			  "from byte %" PRIu64 " on is kept in %s/%s.data (remove it once saved "
-			  "elsewhere)", object, from, dir, id);
+			  "elsewhere)", st->object, from, dir, id);
 	else
 		log_error("%s: not uploaded, the object changed in the bucket; what was written here "
-			  "is kept in %s/%s.data (remove it once saved elsewhere)", object, dir, id);
+			  "is kept in %s/%s.data (remove it once saved elsewhere)", st->object, dir, id);
 }
 
 void writer_ref(struct writer *w)
@@ -139,9 +148,9 @@ void writer_unref(struct writer *w)
 	uploader_untrack(w->env->uploader, w, 0);
 	if (w->session && (w->unlinked || w->failed || !w->dirty))
 		gcs_upload_cancel(w->env->gcs, w->session);
+	struct spool_state st = writer_state(w);
 	if (w->dirty && !w->unlinked && w->conflict)
-		writer_note_conflict(w->object, w->env->spool->dir, w->id,
-				     w->mode == WRITER_TAIL ? w->base_size : 0);
+		writer_note_conflict(w->env->spool->dir, w->id, &st);
 	else if (w->dirty && !w->unlinked && !w->failed)
 		log_error("%s: not uploaded; its data stays in the spool (%s/%s.data) and the next "
 			  "mount retries it", w->object, w->env->spool->dir, w->id);
@@ -272,7 +281,7 @@ int writer_write(struct writer *w, const void *buf, size_t len, off_t off)
 }
 
 int writer_read(struct writer *w, void *buf, size_t len, off_t off, size_t *got,
-		struct gcs_error *e)
+		struct writer_below *below, struct gcs_error *e)
 {
 	*got = 0;
 	pthread_mutex_lock(&w->lock);
@@ -280,16 +289,15 @@ int writer_read(struct writer *w, void *buf, size_t len, off_t off, size_t *got,
 	int rc = 0;
 	if ((uint64_t)off >= size || len == 0)
 		goto out;
+	if ((uint64_t)off < w->local_from) {
+		/* Bytes the object holds and the spool does not: the caller's. */
+		below->generation = w->base_gen;
+		below->upto = w->local_from < size ? w->local_from : size;
+		rc = 1;
+		goto out;
+	}
 	if (len > size - (uint64_t)off)
 		len = (size_t)(size - (uint64_t)off);
-	if ((uint64_t)off < w->local_from) {
-		/* Bytes the object holds and the spool does not: from the bucket. */
-		size_t n = w->local_from - (uint64_t)off < len ? (size_t)(w->local_from - (uint64_t)off) : len;
-		rc = gcs_object_read(w->env->gcs, w->object, w->base_gen, (uint64_t)off, buf, n, e);
-		if (rc < 0)
-			goto out;
-		*got = n;
-	}
 	while (*got < len) {
 		ssize_t n = pread(w->fd, (char *)buf + *got, len - *got, off + (off_t)*got);
 		if (n < 0) {
@@ -310,16 +318,6 @@ int writer_read(struct writer *w, void *buf, size_t len, off_t off, size_t *got,
 out:
 	pthread_mutex_unlock(&w->lock);
 	return rc;
-}
-
-int writer_bucket_part(struct writer *w, uint64_t off, int64_t *gen, uint64_t *upto)
-{
-	pthread_mutex_lock(&w->lock);
-	int below = off < w->local_from && off < writer_size(w);
-	*gen = w->base_gen;
-	*upto = w->local_from;
-	pthread_mutex_unlock(&w->lock);
-	return below;
 }
 
 int writer_truncate(struct writer *w, uint64_t size)

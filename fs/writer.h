@@ -100,20 +100,29 @@ struct writer {
 int writer_open(const struct writer_env *env, const char *object, int64_t base_gen,
 		uint64_t base_size, int base_components, int truncate, struct writer **out);
 void writer_ref(struct writer *w);
-/* Say where a file that lost a conflict is kept (bytes from `from` on). */
-void writer_note_conflict(const char *object, const char *dir, const char *id, uint64_t from);
+/* Say where a file that lost a conflict is kept: spool entry id in dir,
+ * whose journal says st. */
+void writer_note_conflict(const char *dir, const char *id, const struct spool_state *st);
 /* Drops a reference; the last one frees the writer and, when everything
  * was published (or the file unlinked), its spool entry. */
 void writer_unref(struct writer *w);
 
 int writer_write(struct writer *w, const void *buf, size_t len, off_t off);
-/* Read what the program wrote; bytes the spool does not hold come from the
- * published object. */
+/* The part of an existing file opened for writing that only the bucket
+ * holds: the bytes below `upto` of generation `generation`. */
+struct writer_below {
+	int64_t generation;
+	uint64_t upto;
+};
+/*
+ * Read what the program wrote, up to len bytes at off (*got of them; 0 at
+ * the end). Returns 0 when they came from the spool; 1, reading nothing,
+ * when the byte at off is one only the bucket holds, with *below saying
+ * which generation holds it and up to where (the caller reads those, then
+ * asks again from there); or a negative errno with e filled.
+ */
 int writer_read(struct writer *w, void *buf, size_t len, off_t off, size_t *got,
-		struct gcs_error *e);
-/* 1 when the byte at off is one the spool lacks and the object holds: then
- * *gen is that generation and *upto where the spool's bytes begin. */
-int writer_bucket_part(struct writer *w, uint64_t off, int64_t *gen, uint64_t *upto);
+		struct writer_below *below, struct gcs_error *e);
 int writer_truncate(struct writer *w, uint64_t size);
 /* Record an mtime for the next publish; returns 0 when nothing is waiting to
  * be published, so the caller must record it on the object itself. */
