@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "http_internal.h"
@@ -140,8 +141,47 @@ struct xfer {
 	size_t sent;
 	int overflow;
 	int read_err;
+	int abandoned;          /* cut short at the abandon time */
 	char errbuf[CURL_ERROR_SIZE];
 };
+
+/* CLOCK_MONOTONIC nanoseconds from which transfers are abandoned; 0: never. */
+static int64_t abandon_ns;
+
+static int64_t mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+void http_abandon_at(double at)
+{
+	__atomic_store_n(&abandon_ns, at > 0 ? (int64_t)(at * 1e9) : 0, __ATOMIC_RELAXED);
+}
+
+int http_abandon_armed(void)
+{
+	return __atomic_load_n(&abandon_ns, __ATOMIC_RELAXED) != 0;
+}
+
+int http_abandoned(void)
+{
+	int64_t at = __atomic_load_n(&abandon_ns, __ATOMIC_RELAXED);
+	return at != 0 && mono_ns() >= at;
+}
+
+/* libcurl calls this about once a second, and as bytes move. */
+static int on_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+		       curl_off_t ulnow)
+{
+	(void)dltotal, (void)dlnow, (void)ultotal, (void)ulnow;
+	struct xfer *x = arg;
+	if (!http_abandoned())
+		return 0;
+	x->abandoned = 1;
+	return 1;
+}
 
 static size_t on_read(char *dst, size_t size, size_t nmemb, void *arg)
 {
@@ -311,6 +351,9 @@ static int xfer_setup(struct xfer *x, struct http_req *req, struct http_resp *re
 	curl_easy_setopt(h, CURLOPT_WRITEDATA, x);
 	curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
 	curl_easy_setopt(h, CURLOPT_HEADERDATA, x);
+	curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
+	curl_easy_setopt(h, CURLOPT_XFERINFODATA, x);
+	curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
 	if (has_body) {
 		curl_easy_setopt(h, CURLOPT_POST, 1L);
 		curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
@@ -332,6 +375,9 @@ static int map_curl(CURLcode c, const struct xfer *x)
 	case CURLE_WRITE_ERROR:
 		return x->overflow ? -EMSGSIZE : -EIO;
 	case CURLE_ABORTED_BY_CALLBACK:
+		if (x->abandoned)
+			return -ECANCELED;
+		return x->read_err ? -x->read_err : -EIO;
 	case CURLE_READ_ERROR:
 		return x->read_err ? -x->read_err : -EIO;
 	default:
@@ -369,7 +415,9 @@ static int xfer_finish(struct xfer *x, CURLcode c)
 	curl_easy_getinfo(x->h, CURLINFO_RESPONSE_CODE, &code);
 	/* An answer longer than out can hold still tells its status. */
 	x->resp->status = rc == 0 || x->overflow ? code : 0;
-	if (rc != 0)
+	if (rc == -ECANCELED)
+		snprintf(x->resp->err, sizeof(x->resp->err), "%s", HTTP_ABANDONED_TEXT);
+	else if (rc != 0)
 		snprintf(x->resp->err, sizeof(x->resp->err), "%s",
 			 x->errbuf[0] ? x->errbuf : curl_easy_strerror(c));
 	curl_slist_free_all(x->hdrs);
@@ -422,8 +470,18 @@ const char *http_header_next(const char **p, size_t *len)
 	return line;
 }
 
+/* A request asked for after the abandon time fails at once. */
+static int refuse_abandoned(struct http_resp *resp)
+{
+	http_resp_start(resp);
+	snprintf(resp->err, sizeof(resp->err), "%s", HTTP_ABANDONED_TEXT);
+	return -ECANCELED;
+}
+
 int http_perform(struct http_req *req, struct http_resp *resp)
 {
+	if (http_abandoned())
+		return refuse_abandoned(resp);
 	if (http_direct_usable(req))
 		return http_direct_get(req, resp);
 	struct xfer x;
@@ -439,7 +497,8 @@ void http_perform_many(struct http_req **reqs, struct http_resp **resps, int *rc
 	CURLM *m = curl_multi_init();
 	struct xfer *xs = xcalloc((size_t)n, sizeof(*xs));
 	for (int i = 0; i < n; i++) {
-		rcs[i] = xfer_setup(&xs[i], reqs[i], resps[i]);
+		rcs[i] = http_abandoned() ? refuse_abandoned(resps[i])
+					  : xfer_setup(&xs[i], reqs[i], resps[i]);
 		if (rcs[i] == 0)
 			curl_multi_add_handle(m, xs[i].h);
 	}

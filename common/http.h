@@ -91,6 +91,19 @@ int http_urldecode(struct buf *out, const char *s, size_t len);
 /* True for transport failures worth retrying (reset, timeout, refused). */
 int http_transport_retryable(int rc);
 
+/*
+ * From `at` on (CLOCK_MONOTONIC seconds), every transfer under way is cut
+ * short (within about a second) and every new one fails at once, with
+ * -ECANCELED and HTTP_ABANDONED_TEXT in resp->err: a shutdown's deadline.
+ * What was not sent stays wherever its caller keeps it. 0 disarms.
+ * Async-signal-safe.
+ */
+#define HTTP_ABANDONED_TEXT "abandoned at the shutdown deadline"
+void http_abandon_at(double at);
+/* Whether an abandon time is set, and whether it has come. */
+int http_abandon_armed(void);
+int http_abandoned(void);
+
 /* Request body bytes handed to libcurl since the start, every request and
  * attempt together (the rate of a progress line; an atomic counter). */
 uint64_t http_body_bytes_sent(void);

@@ -264,6 +264,11 @@ static ssize_t recv_some(struct http_source *src, void *dst, size_t cap)
 	struct dconn *c = (struct dconn *)src;
 	struct http_resp *resp = src->resp;
 	for (;;) {
+		/* Before each read: a body that keeps coming is cut short too. */
+		if (http_abandoned()) {
+			snprintf(resp->err, sizeof(resp->err), "%s", HTTP_ABANDONED_TEXT);
+			return -ECANCELED;
+		}
 		size_t n = 0;
 		CURLcode cc = curl_easy_recv(c->h, dst, cap, &n);
 		double now = now_s();
@@ -282,6 +287,9 @@ static ssize_t recv_some(struct http_source *src, void *dst, size_t cap)
 		if (rc < 0)
 			return rc;
 		double left = c->win_start + (double)c->low_speed_secs - now;
+		/* With an abandon time set, look at the clock every second. */
+		if (http_abandon_armed() && left > 1)
+			left = 1;
 		rc = wait_io(c, 0, (int)(left * 1000) + 1);
 		if (rc < 0 && rc != -ETIMEDOUT) {
 			snprintf(resp->err, sizeof(resp->err), "receiving: %s", strerror(-rc));

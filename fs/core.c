@@ -182,8 +182,10 @@ int fs_gcs_fail(const char *op, const struct gcs_error *e)
 	case -ECONNRESET:
 	case -EHOSTUNREACH:
 	case -ETIMEDOUT:
-		/* The bucket could not be reached: to a file call that is an I/O
-		 * error (the log line says which), not a socket's errno. */
+	case -ECANCELED:
+		/* The bucket could not be reached (or the shutdown deadline cut
+		 * the request short): to a file call that is an I/O error (the
+		 * log line says which), not a socket's errno. */
 		return -EIO;
 	default:
 		return e->err;

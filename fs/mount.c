@@ -22,6 +22,7 @@
 #include "fs/observe.h"
 #include "fs/progress.h"
 #include "fs/reader.h"
+#include "fs/stop_clock.h"
 #include "fs/writer.h"
 
 #define DEFAULT_ENDPOINT "https://storage.googleapis.com"
@@ -134,6 +135,7 @@ struct mount_ctx *mount_prepare(const struct mount_opts *o, char *err, size_t er
 		snprintf(err, errlen, "cannot initialise libcurl");
 		return NULL;
 	}
+	stop_clock_init(o->shutdown_timeout);
 	struct mount_ctx *m = xcalloc(1, sizeof(*m));
 	m->opts = o;
 	m->endpoint = pick_endpoint(o);
@@ -297,7 +299,12 @@ static void *shutdown_thread(void *arg)
 static int shutdown_uploads(struct mount_ctx *m, struct shutdown *sd)
 {
 	double limit = m->opts->shutdown_timeout;
-	gcs_client_set_retry_deadline(m->fs.gcs, limit);
+	/* Counted from the stop (a signal, or the command's exit in run mode:
+	 * a close may have been uploading since); else from now, the unmount. */
+	stop_clock_start();
+	double left = stop_clock_left();
+	log_info("unmounted; finishing uploads (at most %.3gs)", left);
+	gcs_client_set_retry_deadline(m->fs.gcs, left);
 	pthread_t th;
 	if (pthread_create(&th, NULL, shutdown_thread, sd) != 0) {
 		shutdown_thread(sd);
@@ -305,8 +312,8 @@ static int shutdown_uploads(struct mount_ctx *m, struct shutdown *sd)
 	}
 	struct timespec until;
 	clock_gettime(CLOCK_REALTIME, &until);
-	until.tv_sec += (time_t)limit;
-	until.tv_nsec += (long)((limit - (double)(time_t)limit) * 1e9);
+	until.tv_sec += (time_t)left;
+	until.tv_nsec += (long)((left - (double)(time_t)left) * 1e9);
 	if (until.tv_nsec >= 1000000000L) {
 		until.tv_sec++;
 		until.tv_nsec -= 1000000000L;
@@ -416,14 +423,18 @@ struct fuse_session *mount_session_open(struct mount_ctx *m, int signals)
 		fuse_session_destroy(se);
 		return NULL;
 	}
+	if (signals)
+		stop_clock_wrap_signals();
 	/* Resolved now: after the mount, resolving it would ask the mount itself. */
 	char *real = realpath(o->mountpoint, NULL);
 	if (fuse_session_mount(se, o->mountpoint) != 0) {
 		free(real);
 		fprintf(stderr, "gcsmount: cannot mount on %s (is /dev/fuse there and are you allowed "
 			"to use it?)\n", o->mountpoint);
-		if (signals)
+		if (signals) {
+			stop_clock_unwrap_signals();
 			fuse_remove_signal_handlers(se);
+		}
 		fuse_session_destroy(se);
 		return NULL;
 	}
@@ -438,8 +449,10 @@ struct fuse_session *mount_session_open(struct mount_ctx *m, int signals)
 void mount_session_close(struct fuse_session *se, int signals)
 {
 	fuse_session_unmount(se);
-	if (signals)
+	if (signals) {
+		stop_clock_unwrap_signals();
 		fuse_remove_signal_handlers(se);
+	}
 	fuse_session_destroy(se);
 }
 
@@ -476,7 +489,6 @@ int mount_serve(struct mount_ctx *m, struct fuse_session *se)
 	/* Unmounted (or signalled): no new writes; upload what is pending. */
 	fuse_session_unmount(se);
 	publisher_stop(&m->fs.publisher);
-	log_info("unmounted; finishing uploads (at most %gs)", o->shutdown_timeout);
 	if (shutdown_uploads(m, &sd))
 		status = 3;
 	progress_end(m->progress, status == 0);

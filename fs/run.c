@@ -20,6 +20,7 @@
 #include "common/log.h"
 #include "fs/mount.h"
 #include "fs/options.h"
+#include "fs/stop_clock.h"
 
 extern char **environ;
 
@@ -208,6 +209,7 @@ int run_main(int argc, char **argv)
 		       : WIFSIGNALED(wstatus) ? 128 + WTERMSIG(wstatus) : 1;
 		log_info("run: the command exited with status %d; saving outputs", status);
 	}
+	stop_clock_start(); /* shutdown_timeout counts from here */
 	mount_saving_outputs(m);
 	detach_mount(o.mountpoint);
 	/* Files the command's leftovers still hold are flushed through the mount;

@@ -221,6 +221,10 @@ int gcs_call(struct gcs_client *c, struct http_req *req, struct http_resp *resp,
 			metrics_http_retry(kind);
 			continue;
 		}
+		if (rc == -ECANCELED) {
+			gcs_error_set(e, 0, rc, "%s %s: %s", what, name, resp->err);
+			return rc;
+		}
 		if (rc < 0) {
 			gcs_error_set(e, 0, rc, "%s %s: cannot reach %s: %s", what, name,
 				      c->endpoint_shown, resp->err);

@@ -423,6 +423,59 @@ static void test_stalled_body_times_out(void **state)
 	http_resp_free(&r);
 }
 
+static double mono(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+/* A shutdown's deadline: transfers under way, direct and through libcurl,
+ * are cut short soon after it; a request asked for later fails at once. */
+static void test_abandoned_at_the_deadline(void **state)
+{
+	(void)state;
+	static const struct answer a[] = {
+		{ "HTTP/1.1 206 Partial Content\r\nContent-Length: 4\r\n\r\nlate", 0, 1, 1200 },
+		{ "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nlate", 0, 1, 1200 },
+	};
+	script(a, 2);
+	char out[4];
+	struct http_resp r;
+	double t0 = mono();
+	http_abandon_at(t0 + 0.3);
+	assert_int_equal(get(&r, out, sizeof(out), NULL, 0), -ECANCELED);
+	double took = mono() - t0;
+	assert_true(took >= 0.25 && took < 1.15);
+	assert_string_equal(r.err, HTTP_ABANDONED_TEXT);
+	http_resp_free(&r);
+
+	/* libcurl's transfer (no out buffer), its deadline already past: at once. */
+	char url[128];
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/o/x", S.port);
+	struct http_req req;
+	http_req_init(&req, "GET", url);
+	http_resp_init(&r);
+	t0 = mono();
+	assert_int_equal(http_perform(&req, &r), -ECANCELED);
+	assert_true(mono() - t0 < 0.2);
+	http_resp_free(&r);
+
+	/* libcurl's transfer under way when the deadline comes. */
+	http_abandon_at(mono() + 0.3);
+	http_resp_init(&r);
+	t0 = mono();
+	assert_int_equal(http_perform(&req, &r), -ECANCELED);
+	took = mono() - t0;
+	assert_true(took >= 0.25 && took < 1.5);
+	assert_string_equal(r.err, HTTP_ABANDONED_TEXT);
+	http_resp_free(&r);
+	http_req_free(&req);
+	http_abandon_at(0);
+	/* The server is done with both stalled answers before the next test. */
+	usleep(1300 * 1000);
+}
+
 static void test_bad_answers(void **state)
 {
 	(void)state;
@@ -508,6 +561,7 @@ int main(void)
 		cmocka_unit_test(test_closed_while_kept),
 		cmocka_unit_test(test_dropped_on_the_next_request),
 		cmocka_unit_test(test_stalled_body_times_out),
+		cmocka_unit_test(test_abandoned_at_the_deadline),
 		cmocka_unit_test(test_bad_answers),
 		cmocka_unit_test(test_nobody_listening),
 		cmocka_unit_test(test_which_requests),

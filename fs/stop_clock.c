@@ -1,0 +1,87 @@
+/*
+ * stop_clock: shutdown_timeout counts from the stop. See stop_clock.h.
+ */
+#include "fs/stop_clock.h"
+
+#include <signal.h>
+#include <stdint.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/http.h"
+
+static const int stop_sigs[] = {SIGHUP, SIGINT, SIGTERM};
+#define NSIGS (sizeof(stop_sigs) / sizeof(stop_sigs[0]))
+
+static struct sigaction wrapped[NSIGS];
+static int is_wrapped[NSIGS];
+static int64_t length_ns;
+static int64_t deadline_ns; /* CLOCK_MONOTONIC; 0: not started */
+
+static int64_t mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+void stop_clock_init(double shutdown_timeout)
+{
+	length_ns = (int64_t)(shutdown_timeout * 1e9);
+}
+
+void stop_clock_start(void)
+{
+	int64_t at = mono_ns() + length_ns, none = 0;
+	if (__atomic_compare_exchange_n(&deadline_ns, &none, at, 0, __ATOMIC_RELAXED,
+					__ATOMIC_RELAXED))
+		http_abandon_at((double)at / 1e9);
+}
+
+double stop_clock_left(void)
+{
+	int64_t at = __atomic_load_n(&deadline_ns, __ATOMIC_RELAXED);
+	if (!at)
+		return (double)length_ns / 1e9;
+	int64_t left = at - mono_ns();
+	return left > 0 ? (double)left / 1e9 : 0;
+}
+
+static void on_stop(int sig, siginfo_t *info, void *ctx)
+{
+	stop_clock_start();
+	for (size_t k = 0; k < NSIGS; k++) {
+		if (stop_sigs[k] != sig)
+			continue;
+		if (wrapped[k].sa_flags & SA_SIGINFO)
+			wrapped[k].sa_sigaction(sig, info, ctx);
+		else
+			wrapped[k].sa_handler(sig);
+	}
+}
+
+void stop_clock_wrap_signals(void)
+{
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_sigaction = on_stop;
+	sa.sa_flags = SA_SIGINFO;
+	sigemptyset(&sa.sa_mask);
+	for (size_t k = 0; k < NSIGS; k++) {
+		/* Only a signal libfuse handles: one ignored (nohup) stays so. */
+		if (sigaction(stop_sigs[k], NULL, &wrapped[k]) != 0 ||
+		    (!(wrapped[k].sa_flags & SA_SIGINFO) &&
+		     (wrapped[k].sa_handler == SIG_IGN || wrapped[k].sa_handler == SIG_DFL)))
+			continue;
+		is_wrapped[k] = sigaction(stop_sigs[k], &sa, NULL) == 0;
+	}
+}
+
+void stop_clock_unwrap_signals(void)
+{
+	for (size_t k = 0; k < NSIGS; k++)
+		if (is_wrapped[k]) {
+			sigaction(stop_sigs[k], &wrapped[k], NULL);
+			is_wrapped[k] = 0;
+		}
+}
