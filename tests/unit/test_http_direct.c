@@ -446,7 +446,7 @@ static void test_abandoned_at_the_deadline(void **state)
 	http_abandon_at(t0 + 0.3);
 	assert_int_equal(get(&r, out, sizeof(out), NULL, 0), -ECANCELED);
 	double took = mono() - t0;
-	assert_true(took >= 0.25 && took < 1.15);
+	assert_true(took >= 0.25 && took < 1.8);   /* it looks at the clock each second */
 	assert_string_equal(r.err, HTTP_ABANDONED_TEXT);
 	http_resp_free(&r);
 
@@ -467,7 +467,7 @@ static void test_abandoned_at_the_deadline(void **state)
 	t0 = mono();
 	assert_int_equal(http_perform(&req, &r), -ECANCELED);
 	took = mono() - t0;
-	assert_true(took >= 0.25 && took < 1.5);
+	assert_true(took >= 0.25 && took < 1.8);
 	assert_string_equal(r.err, HTTP_ABANDONED_TEXT);
 	http_resp_free(&r);
 	http_req_free(&req);
