@@ -631,3 +631,50 @@ def test_long_append_is_checked_over_several_reads(bucket, mount_factory):
         got = read_until(f, len(tail), 60)
     assert first == b""
     assert got == tail
+
+
+def test_du_and_tar_read_a_run_directory_as_the_bucket_holds_it(bucket, mount_factory,
+                                                                 tmp_path):
+    """Real readers of a run's outputs: du sees every object's size, and tar archives
+    bytes equal to the objects (and does not find a file "changed as we read it"),
+    with listings and ranged GETs only, not a metadata request per entry."""
+    objs = {
+        "run/logs/events.out.tfevents.1700000000.host": os.urandom(300_000),
+        "run/ckpt/model-00001-of-00002.bin": os.urandom(3 << 20),
+        "run/ckpt/model-00002-of-00002.bin": os.urandom(1 << 20),
+        "run/ckpt/checkpoint": b'model_checkpoint_path: "model"\n',
+        "run/a/b/c/deep.txt": b"deep",
+        "run/empty": b"",
+    }
+    for i in range(150):
+        objs["run/metrics/step-%04d.json" % i] = b'{"step": %d, "loss": %f}\n' % (i, 1.0 / (i + 1))
+    for name, data in objs.items():
+        bucket.put(name, data)
+    m = mount_factory(bucket, "run")
+    bucket.reset_stats()
+    du = subprocess.run(["du", "-ab", m.path], capture_output=True, text=True, check=True)
+    sizes = {}
+    for line in du.stdout.splitlines():
+        size, path = line.split("\t", 1)
+        sizes["run/" + os.path.relpath(path, m.path)] = int(size)
+    for name, data in objs.items():
+        assert sizes.get(name) == len(data), name
+    archive = tmp_path / "run.tar"
+    subprocess.run(["tar", "-cf", str(archive), "-C", m.path, "."], capture_output=True,
+                   text=True, check=True)
+    out = tmp_path / "x"
+    out.mkdir()
+    subprocess.run(["tar", "-xf", str(archive), "-C", str(out)], check=True)
+    got = {}
+    for root, _, files in os.walk(out):
+        for f in files:
+            p = os.path.join(root, f)
+            with open(p, "rb") as fh:
+                got["run/" + os.path.relpath(p, out)] = fh.read()
+    assert got.keys() == objs.keys()
+    for name, data in objs.items():
+        assert got[name] == data, name
+    kinds = bucket.stats()["requests"]
+    assert kinds.get("object.get", 0) <= 3, kinds          # no stat per entry
+    assert kinds.get("object.list", 0) <= 16, kinds        # 7 directories
+    assert kinds.get("object.media", 0) <= len(objs) + 10, kinds
