@@ -171,6 +171,15 @@ int http_abandoned(void)
 	return at != 0 && mono_ns() >= at;
 }
 
+double http_abandon_left(void)
+{
+	int64_t at = __atomic_load_n(&abandon_ns, __ATOMIC_RELAXED);
+	if (!at)
+		return -1;
+	int64_t left = at - mono_ns();
+	return left > 0 ? (double)left / 1e9 : 0;
+}
+
 /* libcurl calls this about once a second, and as bytes move. */
 static int on_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
 		       curl_off_t ulnow)

@@ -141,13 +141,17 @@ void gcs_retry_begin(struct gcs_retry *r)
 int gcs_retry_wait(const struct gcs_client *c, struct gcs_retry *r)
 {
 	double left = c->retry_deadline - (now_s() - r->start);
-	if (r->last || left <= 0)
+	double abandon = http_abandon_left();
+	if (r->last || left <= 0 || abandon == 0)
 		return 0;
 	double delay = r->backoff * jitter();
 	if (delay >= left) {
 		delay = left;
 		r->last = 1;
 	}
+	/* No sleeping past a shutdown's deadline: the try then fails at once. */
+	if (abandon > 0 && delay > abandon)
+		delay = abandon;
 	sleep_s(delay);
 	r->backoff = r->backoff * 2 > 30 ? 30 : r->backoff * 2;
 	return 1;

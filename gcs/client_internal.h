@@ -40,7 +40,9 @@ int gcs_status_retryable(long status);
  * gcs_retry_begin(). gcs_retry_wait() sleeps the next backoff, or what is
  * left before the deadline when that is shorter (the last try is then made
  * at the deadline), and returns 1; it returns 0 without sleeping once the
- * deadline has passed or the try at the deadline was made.
+ * deadline has passed or the try at the deadline was made. It never sleeps
+ * past the time transfers are abandoned (http_abandon_at), and returns 0
+ * once that has come.
  */
 struct gcs_retry {
 	double start;
