@@ -160,17 +160,6 @@ void http_abandon_at(double at)
 	__atomic_store_n(&abandon_ns, at > 0 ? (int64_t)(at * 1e9) : 0, __ATOMIC_RELAXED);
 }
 
-int http_abandon_armed(void)
-{
-	return __atomic_load_n(&abandon_ns, __ATOMIC_RELAXED) != 0;
-}
-
-int http_abandoned(void)
-{
-	int64_t at = __atomic_load_n(&abandon_ns, __ATOMIC_RELAXED);
-	return at != 0 && mono_ns() >= at;
-}
-
 double http_abandon_left(void)
 {
 	int64_t at = __atomic_load_n(&abandon_ns, __ATOMIC_RELAXED);
@@ -178,6 +167,11 @@ double http_abandon_left(void)
 		return -1;
 	int64_t left = at - mono_ns();
 	return left > 0 ? (double)left / 1e9 : 0;
+}
+
+int http_abandoned(void)
+{
+	return http_abandon_left() == 0;
 }
 
 /* libcurl calls this about once a second, and as bytes move. */

@@ -100,11 +100,10 @@ int http_transport_retryable(int rc);
  */
 #define HTTP_ABANDONED_TEXT "abandoned at the shutdown deadline"
 void http_abandon_at(double at);
-/* Whether an abandon time is set, and whether it has come. */
-int http_abandon_armed(void);
-int http_abandoned(void);
-/* Seconds until it comes: 0 once it has, -1 when none is set. */
+/* Seconds until the abandon time: 0 once it has come, -1 when none is set. */
 double http_abandon_left(void);
+/* Whether it has come. */
+int http_abandoned(void);
 
 /* Request body bytes handed to libcurl since the start, every request and
  * attempt together (the rate of a progress line; an atomic counter). */

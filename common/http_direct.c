@@ -288,7 +288,7 @@ static ssize_t recv_some(struct http_source *src, void *dst, size_t cap)
 			return rc;
 		double left = c->win_start + (double)c->low_speed_secs - now;
 		/* With an abandon time set, look at the clock every second. */
-		if (http_abandon_armed() && left > 1)
+		if (http_abandon_left() >= 0 && left > 1)
 			left = 1;
 		rc = wait_io(c, 0, (int)(left * 1000) + 1);
 		if (rc < 0 && rc != -ETIMEDOUT) {

@@ -16,7 +16,7 @@ static const int stop_sigs[] = {SIGHUP, SIGINT, SIGTERM};
 static struct sigaction wrapped[NSIGS];
 static int is_wrapped[NSIGS];
 static int64_t length_ns;
-static int64_t deadline_ns; /* CLOCK_MONOTONIC; 0: not started */
+static int started;
 
 static int64_t mono_ns(void)
 {
@@ -32,19 +32,16 @@ void stop_clock_init(double shutdown_timeout)
 
 void stop_clock_start(void)
 {
-	int64_t at = mono_ns() + length_ns, none = 0;
-	if (__atomic_compare_exchange_n(&deadline_ns, &none, at, 0, __ATOMIC_RELAXED,
-					__ATOMIC_RELAXED))
-		http_abandon_at((double)at / 1e9);
+	int none = 0;
+	if (__atomic_compare_exchange_n(&started, &none, 1, 0, __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+		http_abandon_at((double)(mono_ns() + length_ns) / 1e9);
 }
 
 double stop_clock_left(void)
 {
-	int64_t at = __atomic_load_n(&deadline_ns, __ATOMIC_RELAXED);
-	if (!at)
-		return (double)length_ns / 1e9;
-	int64_t left = at - mono_ns();
-	return left > 0 ? (double)left / 1e9 : 0;
+	/* The deadline, once started, is the one transfers are abandoned at. */
+	double left = http_abandon_left();
+	return left < 0 ? (double)length_ns / 1e9 : left;
 }
 
 static void on_stop(int sig, siginfo_t *info, void *ctx)
