@@ -218,7 +218,8 @@ static int flush_all(struct mount_ctx *m)
 			struct gcs_error e = {0};
 			struct gcs_object obj = {0};
 			if (writer_publish(i->writer, &obj, &e) < 0) {
-				log_error("at exit: %s", e.msg);
+				log_error("at exit: %s; what was written stays in the spool for the "
+					  "next mount", e.msg);
 				failed = 1;
 			}
 			gcs_object_clear(&obj);
@@ -299,9 +300,8 @@ static void *shutdown_thread(void *arg)
 static int shutdown_uploads(struct mount_ctx *m, struct shutdown *sd)
 {
 	double limit = m->opts->shutdown_timeout;
-	/* Counted from the stop (a signal, or the command's exit in run mode:
-	 * a close may have been uploading since); else from now, the unmount. */
-	stop_clock_start();
+	/* Counted from the stop: a signal, or the command's exit in run mode (a
+	 * close may have been uploading since), else the unmount (mount_serve). */
 	double left = stop_clock_left();
 	log_info("unmounted; finishing uploads (at most %.3gs)", left);
 	gcs_client_set_retry_deadline(m->fs.gcs, left);
@@ -461,7 +461,7 @@ int mount_serve(struct mount_ctx *m, struct fuse_session *se)
 	const struct mount_opts *o = m->opts;
 	if (uploader_start(&m->fs.uploader, UPLOAD_THREADS, o->write_buffer) < 0)
 		return 1;
-	publisher_start(&m->fs.publisher, &m->fs, o->publish_interval);
+	publisher_start(&m->fs.publisher, &m->fs, o->publish_interval, o->retry_deadline);
 	progress_start(m->progress, &m->fs.uploader);
 	m->fs.prefetcher = prefetcher_new(PREFETCH_THREADS, READ_BUDGET(o->read_ahead));
 	char merr[256];
@@ -486,7 +486,10 @@ int mount_serve(struct mount_ctx *m, struct fuse_session *se)
 	int status = rc >= 0 ? 0 : 1;
 	if (rc > 0)
 		log_info("signal %d: stopping", rc);
-	/* Unmounted (or signalled): no new writes; upload what is pending. */
+	/* Unmounted (or signalled): no new writes; upload what is pending. The
+	 * clock runs from here at the latest, so that a background publish or
+	 * retry under way, which the publisher's stop waits for, counts too. */
+	stop_clock_start();
 	fuse_session_unmount(se);
 	publisher_stop(&m->fs.publisher);
 	if (shutdown_uploads(m, &sd))
@@ -495,6 +498,7 @@ int mount_serve(struct mount_ctx *m, struct fuse_session *se)
 	if (!m->abandoned) {
 		/* Handles of processes that still held files at unmount. */
 		fs_open_drop_all(&m->fs);
+		publisher_release_held(&m->fs);
 		uploader_stop(&m->fs.uploader);
 		prefetcher_free(m->fs.prefetcher);
 	}

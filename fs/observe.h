@@ -42,7 +42,8 @@ struct pending_file {
 	uint64_t size;
 	uint64_t unpublished;    /* bytes its next publish has to send */
 	double age;              /* seconds since its last publish (or its open) */
-	const char *state;       /* "open", "uploading", "failed" or "spooled" */
+	const char *state;       /* "open", "uploading", "retrying", "failed", "conflict" or
+				  * "spooled" */
 	char *error;             /* the last failed publish since then, or NULL */
 };
 

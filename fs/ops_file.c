@@ -49,8 +49,9 @@ static void conflict_seen(struct fs *fs, struct inode *i)
 	fs_attr_doubt(fs, i);
 }
 
-/* The last write handle is going: publish what changed since its close. */
-static void publish_at_release(struct fs *fs, struct handle *h)
+/* The last write handle is going: publish what changed since its close.
+ * Returns whether bytes are left that a later try could publish. */
+static int publish_at_release(struct fs *fs, struct handle *h)
 {
 	pthread_mutex_lock(&fs->inodes.lock);
 	struct writer *w = h->writable && h->inode->writer->nopen == 1 ? h->inode->writer : NULL;
@@ -58,7 +59,7 @@ static void publish_at_release(struct fs *fs, struct handle *h)
 		writer_ref(w);
 	pthread_mutex_unlock(&fs->inodes.lock);
 	if (!w)
-		return;
+		return 0;
 	/* close() returned at flush; a utime (cp -p, tar) may have come in
 	 * before this release. */
 	if (writer_has_news(w)) {
@@ -76,27 +77,44 @@ static void publish_at_release(struct fs *fs, struct handle *h)
 		}
 		gcs_object_clear(&obj);
 	}
+	int left = writer_wants_retry(w);
 	writer_unref(w);
+	return left;
 }
 
 static void handle_drop(struct fs *fs, struct handle *h)
 {
 	struct writer *dead = NULL;
-	publish_at_release(fs, h);
+	int left = publish_at_release(fs, h);
 	pthread_mutex_lock(&fs->inodes.lock);
 	struct inode *i = h->inode;
 	fs_open_unlink(&h->open);
 	if (h->cached)
 		i->cached_readers--;
 	i->opens--;
-	if (h->writable && --i->writer->nopen == 0) {
+	int unhold = 0, held = 0;
+	struct writer *noted = NULL;
+	/* A file whose close failed stays as written, and is tried again. */
+	if (h->writable && --i->writer->nopen == 0 &&
+	    !(held = publisher_hold(&fs->publisher, i, left))) {
+		unhold = publisher_unhold(i);
 		dead = i->writer;
 		i->writer = NULL;
 		/* Attributes come from the bucket again. */
 		i->attr_expires = 0;
 	}
+	if (held == 2) {
+		noted = i->writer;
+		writer_ref(noted);
+	}
 	inode_unref(&fs->inodes, i);
+	if (unhold)
+		inode_unref(&fs->inodes, i);
 	pthread_mutex_unlock(&fs->inodes.lock);
+	if (noted) {
+		publisher_note_held(&fs->publisher, noted);
+		writer_unref(noted);
+	}
 	writer_unref(dead);
 	reader_free(h->reader);
 	reader_free(h->below);

@@ -173,7 +173,9 @@ static int from_writer(struct fs *fs, struct writer *w, const struct timespec *n
 	f->size = writer_size(w);
 	f->unpublished = unpublished(f->size, w->base_size, w->mode == WRITER_STAGED);
 	f->age = seconds_since(&w->published, now);
-	f->state = w->conflict ? "conflict" : w->failed ? "failed" : w->busy || w->closing ? "uploading" : "open";
+	int held = __atomic_load_n(&w->held, __ATOMIC_RELAXED);
+	f->state = w->conflict ? "conflict" : w->failed ? "failed" : held && !w->busy ? "retrying"
+		 : w->busy || w->closing ? "uploading" : "open";
 	struct timespec published = w->published;
 	pthread_mutex_unlock(&w->lock);
 	char msg[320];

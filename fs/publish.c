@@ -328,7 +328,10 @@ static int publish_tail(struct writer *w, uint64_t end, const struct gcs_write_o
 	}
 	pthread_mutex_lock(&w->lock);
 	writer_pending_sub(w, confirmed);
-	if (rc < 0 && !appending && t.session) {
+	/* A session the server refused (an answer not worth asking again: a
+	 * corrupted chunk, a session gone) cannot go on: a retry starts anew. */
+	int session_lives = e->http == 0 || gcs_status_retryable(e->http);
+	if (rc < 0 && !appending && t.session && session_lives) {
 		/* Keep the session: a retry of this publish goes on from where it is. */
 		w->session = t.session;
 		w->session_object = t.target;
@@ -339,6 +342,8 @@ static int publish_tail(struct writer *w, uint64_t end, const struct gcs_write_o
 		/* Done, or an append whose temporary is gone: a retry starts the tail afresh. */
 		w->sent = 0;
 		w->sent_crc = 0;
+		if (rc < 0 && !appending && t.session)
+			writer_save(w); /* the journal names no dead session */
 	}
 	tail_clear(&t);
 	free(object);

@@ -1,5 +1,6 @@
 /*
- * publisher: periodic publishing of long-open files. See publisher.h.
+ * publisher: periodic publishing of long-open files, and retries of files
+ * whose close failed. See publisher.h.
  */
 #include "fs/publisher.h"
 
@@ -12,11 +13,173 @@
 #include "common/log.h"
 #include "fs/fs.h"
 
+static void publish_open_files(struct publisher *p)
+{
+	size_t n;
+	struct writer **ws = fs_open_writers(p->fs, &n);
+	for (size_t k = 0; k < n; k++) {
+		struct gcs_object obj;
+		struct gcs_error e = {0};
+		if (writer_publish_due(ws[k], p->interval, &obj, &e) < 0)
+			log_error("publish: %s", e.msg);
+		else if (obj.name)
+			log_debug("published %s at %llu bytes", obj.name,
+				  (unsigned long long)obj.size);
+		gcs_object_clear(&obj);
+		writer_unref(ws[k]);
+	}
+	free(ws);
+}
+
+int publisher_hold(struct publisher *p, struct inode *i, int wants_retry)
+{
+	struct writer *w = i->writer;
+	if (!__atomic_load_n(&p->holding, __ATOMIC_ACQUIRE) || !wants_retry)
+		return 0;
+	if (w->held)
+		return 1; /* held already: reopened, and its close failed again */
+	__atomic_store_n(&w->held, 1, __ATOMIC_RELAXED);
+	w->tries = 0;
+	w->retry_wait = p->first_retry;
+	w->retry_at = inode_now() + w->retry_wait;
+	inode_ref(i);
+	return 2;
+}
+
+void publisher_note_held(const struct publisher *p, struct writer *w)
+{
+	pthread_mutex_lock(&w->lock);
+	log_warn("%s: its close failed; the mount keeps it as written and tries again in %.0fs, "
+		 "then at doubling intervals", w->object, p->first_retry);
+	pthread_mutex_unlock(&w->lock);
+}
+
+int publisher_unhold(struct inode *i)
+{
+	struct writer *w = i->writer;
+	if (!w || !w->held)
+		return 0;
+	__atomic_store_n(&w->held, 0, __ATOMIC_RELAXED);
+	return 1;
+}
+
+struct held {
+	struct inode *inode;
+	struct writer *writer;
+};
+
+/* Held files whose next try is due (referenced), or with `all`, every one. */
+static struct held *held_files(struct fs *fs, int all, size_t *n)
+{
+	struct inode_table *t = &fs->inodes;
+	struct held *out = NULL;
+	size_t cap = 0;
+	double now = inode_now();
+	*n = 0;
+	pthread_mutex_lock(&t->lock);
+	for (size_t b = 0; b < t->nbuckets; b++)
+		for (struct inode *i = t->by_ino[b]; i; i = i->next_ino) {
+			struct writer *w = i->writer;
+			if (!w || !w->held || w->nopen > 0 || (!all && now < w->retry_at))
+				continue;
+			if (*n == cap) {
+				cap = cap ? cap * 2 : 8;
+				out = xrealloc(out, cap * sizeof(*out));
+			}
+			inode_ref(i);
+			writer_ref(w);
+			out[(*n)++] = (struct held){i, w};
+		}
+	pthread_mutex_unlock(&t->lock);
+	return out;
+}
+
+/* Let a held file go when nothing is left to retry (table lock held): 1 when
+ * the caller must drop the inode's reference on w. */
+static int let_go_if_done(struct fs *fs, struct inode *i, struct writer *w)
+{
+	if (i->writer != w || !w->held || w->nopen > 0 || writer_wants_retry(w))
+		return 0;
+	publisher_unhold(i);
+	i->writer = NULL;
+	i->attr_expires = 0; /* attributes come from the bucket again */
+	inode_unref(&fs->inodes, i); /* the hold's */
+	return 1;
+}
+
+static void retry_one(struct publisher *p, struct inode *i, struct writer *w)
+{
+	struct fs *fs = p->fs;
+	struct gcs_object obj = {0};
+	struct gcs_error e = {0};
+	int rc = writer_wants_retry(w) ? writer_publish(w, &obj, &e) : 0;
+	pthread_mutex_lock(&fs->inodes.lock);
+	int tries = ++w->tries;
+	if (rc < 0 && w->held) {
+		w->retry_wait = w->retry_wait * 2 > RETRY_MAX ? RETRY_MAX : w->retry_wait * 2;
+		w->retry_at = inode_now() + w->retry_wait;
+	}
+	double wait = w->retry_wait;
+	if (rc == 0 && obj.name && i->writer == w)
+		fs_apply_object(fs, i, &obj);
+	int drop = let_go_if_done(fs, i, w);
+	pthread_mutex_unlock(&fs->inodes.lock);
+	if (rc == 0 && obj.name)
+		log_info("%s: uploaded on try %d after its close failed", obj.name, tries);
+	else if (rc == -ESTALE)
+		log_error("%s", e.msg);
+	else if (rc < 0)
+		log_error("%s (try %d after its close failed; next in %.0fs)", e.msg, tries, wait);
+	if (rc == -ESTALE) {
+		fs_dir_doubt_parent(fs, i);
+		fs_attr_doubt(fs, i);
+	}
+	gcs_object_clear(&obj);
+	if (drop)
+		writer_unref(w);
+}
+
+static void retry_due(struct publisher *p)
+{
+	size_t n;
+	struct held *hs = held_files(p->fs, 0, &n);
+	for (size_t k = 0; k < n; k++) {
+		retry_one(p, hs[k].inode, hs[k].writer);
+		writer_unref(hs[k].writer);
+		pthread_mutex_lock(&p->fs->inodes.lock);
+		inode_unref(&p->fs->inodes, hs[k].inode);
+		pthread_mutex_unlock(&p->fs->inodes.lock);
+	}
+	free(hs);
+}
+
+void publisher_release_held(struct fs *fs)
+{
+	size_t n;
+	struct held *hs = held_files(fs, 1, &n);
+	for (size_t k = 0; k < n; k++) {
+		struct inode *i = hs[k].inode;
+		struct writer *w = hs[k].writer;
+		pthread_mutex_lock(&fs->inodes.lock);
+		int drop = i->writer == w && publisher_unhold(i);
+		if (drop) {
+			i->writer = NULL;
+			inode_unref(&fs->inodes, i); /* the hold's */
+		}
+		inode_unref(&fs->inodes, i);
+		pthread_mutex_unlock(&fs->inodes.lock);
+		if (drop)
+			writer_unref(w); /* the inode's; a dirty one keeps its spool entry */
+		writer_unref(w);
+	}
+	free(hs);
+}
+
 static void *run(void *arg)
 {
 	struct publisher *p = arg;
 	/* Look often enough that a file is published close to its interval. */
-	double tick = p->interval / 4 < 1 ? p->interval / 4 : 1;
+	double tick = p->interval > 0 && p->interval / 4 < 1 ? p->interval / 4 : 1;
 	pthread_mutex_lock(&p->lock);
 	while (!p->stop) {
 		struct timespec until;
@@ -28,46 +191,39 @@ static void *run(void *arg)
 		if (p->stop)
 			break;
 		pthread_mutex_unlock(&p->lock);
-		size_t n;
-		struct writer **ws = fs_open_writers(p->fs, &n);
-		for (size_t k = 0; k < n; k++) {
-			struct gcs_object obj;
-			struct gcs_error e = {0};
-			if (writer_publish_due(ws[k], p->interval, &obj, &e) < 0)
-				log_error("publish: %s", e.msg);
-			else if (obj.name)
-				log_debug("published %s at %llu bytes", obj.name,
-					  (unsigned long long)obj.size);
-			gcs_object_clear(&obj);
-			writer_unref(ws[k]);
-		}
-		free(ws);
+		if (p->interval > 0)
+			publish_open_files(p);
+		retry_due(p);
 		pthread_mutex_lock(&p->lock);
 	}
 	pthread_mutex_unlock(&p->lock);
 	return NULL;
 }
 
-int publisher_start(struct publisher *p, struct fs *fs, double interval)
+int publisher_start(struct publisher *p, struct fs *fs, double interval,
+		    double retry_deadline)
 {
 	memset(p, 0, sizeof(*p));
 	p->fs = fs;
 	p->interval = interval;
+	p->first_retry = retry_deadline < RETRY_FIRST ? retry_deadline : RETRY_FIRST;
+	if (p->first_retry < 1)
+		p->first_retry = 1;
 	pthread_mutex_init(&p->lock, NULL);
 	pthread_cond_init(&p->wake, NULL);
-	if (interval <= 0)
-		return 0;
 	int rc = pthread_create(&p->thread, NULL, run, p);
 	if (rc) {
 		log_error("publisher: cannot start: %s", strerror(rc));
 		return -rc;
 	}
 	p->running = 1;
+	__atomic_store_n(&p->holding, 1, __ATOMIC_RELEASE);
 	return 0;
 }
 
 void publisher_stop(struct publisher *p)
 {
+	__atomic_store_n(&p->holding, 0, __ATOMIC_RELEASE);
 	if (!p->running)
 		return;
 	pthread_mutex_lock(&p->lock);

@@ -1,9 +1,19 @@
 /*
- * publisher: the background thread that publishes files held open for
- * writing every publish_interval seconds (TensorFlow event files, training
- * logs: written for hours, only fflush()ed), so readers of the bucket see
- * them grow while the job runs. The work per file is in
- * writer_publish_due(); this only finds the files and keeps time.
+ * publisher: the background thread that
+ *  - publishes files held open for writing every publish_interval seconds
+ *    (TensorFlow event files, training logs: written for hours, only
+ *    fflush()ed), so readers of the bucket see them grow while the job
+ *    runs; the work per file is in writer_publish_due();
+ *  - tries again the files whose close failed (the bucket out of reach for
+ *    longer than retry_deadline, say). Such a file stays what it was in the
+ *    mount (its writer stays on the inode, which keeps itself alive, so
+ *    stat and reads show what was written, and an open for writing carries
+ *    on from there), and it is tried RETRY_FIRST (at most retry_deadline)
+ *    seconds after the close, then at doubling intervals up to RETRY_MAX,
+ *    until it is uploaded, unlinked, or shown in conflict. At exit the
+ *    last try is the shutdown's (mount.c); what fails then stays in the
+ *    spool for the next mount.
+ * It keeps time and finds the files; the uploads are writer_publish's.
  */
 #ifndef GCSMOUNT_PUBLISHER_H
 #define GCSMOUNT_PUBLISHER_H
@@ -11,19 +21,45 @@
 #include <pthread.h>
 
 struct fs;
+struct inode;
+struct writer;
+
+#define RETRY_FIRST 10.0
+#define RETRY_MAX 300.0
 
 struct publisher {
 	struct fs *fs;
-	double interval;
+	double interval;            /* live publishing; 0: off (retries go on) */
+	double first_retry;
 	pthread_t thread;
 	pthread_mutex_t lock;       /* guards stop */
 	pthread_cond_t wake;
 	int stop;
 	int running;
+	int holding;                /* atomic: failed closes are kept for retries */
 };
 
-/* interval 0: nothing is started. */
-int publisher_start(struct publisher *p, struct fs *fs, double interval);
+int publisher_start(struct publisher *p, struct fs *fs, double interval,
+		    double retry_deadline);
+/* Stops the thread and the holding of failed closes (held files stay held
+ * until publisher_release_held). */
 void publisher_stop(struct publisher *p);
+
+/*
+ * The last write handle of i is going (inode table lock held): when its
+ * writer still has bytes to publish (its close failed: wants_retry, from
+ * writer_wants_retry before the lock was taken), keep it on the inode for
+ * retries and return 1 (2 when it was not held yet: the caller then says so
+ * with publisher_note_held, the lock released); else 0 and the caller
+ * lets it go.
+ */
+int publisher_hold(struct publisher *p, struct inode *i, int wants_retry);
+void publisher_note_held(const struct publisher *p, struct writer *w);
+/* i's writer is going (table lock held): drop the hold, if any. The caller
+ * then unrefs the inode once more when this returns 1. */
+int publisher_unhold(struct inode *i);
+/* At exit, once the shutdown's uploads are done: let every held file go
+ * (what is not uploaded stays in the spool). */
+void publisher_release_held(struct fs *fs);
 
 #endif

@@ -391,3 +391,11 @@ int writer_is_dirty(struct writer *w)
 	pthread_mutex_unlock(&w->lock);
 	return d;
 }
+
+int writer_wants_retry(struct writer *w)
+{
+	pthread_mutex_lock(&w->lock);
+	int d = w->dirty && !w->unlinked && !w->failed && !w->conflict;
+	pthread_mutex_unlock(&w->lock);
+	return d;
+}

@@ -91,6 +91,13 @@ struct writer {
 	int64_t up_paused;           /* ns when it paused; 0 while sending */
 	struct writer *next_active;  /* the uploader's list; guarded by the uploader lock */
 	int active;                  /* same */
+	/* Its close failed and no handle is open any more: the inode keeps it,
+	 * and the publisher tries it again at retry_at (see publisher.h).
+	 * Guarded by the inode table lock; `held` is also read atomically. */
+	int held;
+	double retry_at;             /* monotonic seconds */
+	double retry_wait;           /* seconds until the try after that */
+	int tries;                   /* tries since the close that failed */
 };
 
 /*
@@ -132,6 +139,9 @@ uint64_t writer_size(struct writer *w);
 void writer_renamed(struct writer *w, const char *object, int64_t gen);
 void writer_unlink(struct writer *w);
 int writer_is_dirty(struct writer *w);
+/* Dirty with bytes a later try could still publish: not unlinked, and no
+ * write failure or conflict that rules the file out. */
+int writer_wants_retry(struct writer *w);
 /* Dirty with something new since the last publish failed (that one was
  * reported to the program and stays in the spool). */
 int writer_has_news(struct writer *w);

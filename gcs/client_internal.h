@@ -31,9 +31,6 @@ int gcs_call(struct gcs_client *c, struct http_req *req, struct http_resp *resp,
 	     enum gcs_idem idem, long ok_extra, const char *what, const char *name,
 	     struct gcs_error *e);
 
-/* 408, 429 and 5xx: the server may do it if asked again. */
-int gcs_status_retryable(long status);
-
 /*
  * The pace of one series of tries: full-jitter exponential backoff from
  * 100 ms doubling to 30 s, until the client's retry deadline counted from

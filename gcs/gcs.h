@@ -30,6 +30,9 @@ struct gcs_error {
 	char msg[320];
 };
 
+/* 408, 429 and 5xx: the server may do it if asked again. */
+int gcs_status_retryable(long status);
+
 /* No precondition on generation. */
 #define GCS_ANY_GENERATION ((int64_t)-1)
 

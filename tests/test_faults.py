@@ -106,7 +106,8 @@ def test_chunk_failures_give_up_at_the_retry_deadline(bucket, mount_factory):
     gave_up = next(ln for ln in log if "will be uploaded whole when closed" in ln)
     assert log_time(gave_up) - log_time(first) >= 1.0, (first, gave_up)
     bucket.clear_faults()
-    assert m.stop() == 3   # kept in the spool for the next mount
+    assert m.stop() == 0   # kept, and tried again by the shutdown
+    assert int(bucket.stat("run/down")["size"]) == 3 << 20
 
 
 def test_a_failing_request_is_tried_until_the_retry_deadline(bucket, mount_factory):
@@ -313,7 +314,8 @@ def test_non_retryable_error_not_retried(bucket, mnt):
         f.close()
     assert [f["met"] for f in bucket.faults()] == [1]   # tried once, not five times
     bucket.clear_faults()
-    assert mnt.stop() == 3   # kept in the spool, named, for the next mount
+    assert mnt.stop() == 0   # kept, and tried again by the shutdown
+    assert bucket.get("run/bad") == b"x"
 
 
 def test_a_burst_of_failures_is_logged_in_part(bucket, mnt):

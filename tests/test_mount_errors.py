@@ -213,25 +213,92 @@ def test_names_gcs_cannot_hold(mnt):
 
 
 def test_upload_error_reaches_close(bucket, mount_factory):
-    m = mount_factory(bucket, "run", opts=["retry_deadline=1"])
+    m = mount_factory(bucket, "run", opts=["retry_deadline=1", "shutdown_timeout=2"])
     bucket.set_faults([{"kind": "object.insert.multipart", "action": "return-503",
-                        "count": 1000}])
+                        "count": -1}])
     f = open(m.p("doomed"), "wb")
     f.write(b"data")
     with pytest.raises(OSError) as e:
         f.close()
     assert e.value.errno == errno.EIO
     assert bucket.faults()[0]["met"] >= 2  # retried before giving up
-    bucket.clear_faults()
     assert not bucket.exists("run/doomed")
     assert "HTTP 503" in m.read_log()
-    # Not lost: the data stays in the spool, the exit status says so, and the
-    # next mount uploads it.
+    # The bucket stays out of reach through the shutdown. Not lost: the data
+    # stays in the spool, the exit status says so, and the next mount uploads it.
     assert m.stop() == 3
-    assert "run/doomed: not in the bucket" in m.read_log()
+    # Named: by the shutdown's own try, or as still uploading at its deadline
+    # when a background try was under way at the signal.
+    assert re.search(r"doomed.*stays in the spool", m.read_log())
+    bucket.clear_faults()
+    assert not bucket.exists("run/doomed")
     m.start()
     wait_for_object(bucket, "run/doomed")
     assert bucket.get("run/doomed") == b"data"
+
+
+def test_a_failed_close_is_tried_again_until_the_bucket_takes_it(bucket, mount_factory):
+    m = mount_factory(bucket, "run", opts=["retry_deadline=1"])
+    bucket.set_faults([{"kind": "object.insert.multipart", "action": "return-503",
+                        "count": -1}])
+    with pytest.raises(OSError) as e:
+        with open(m.p("ckpt"), "wb") as f:
+            f.write(b"weights")
+    assert e.value.errno == errno.EIO
+    # Meanwhile the mount shows the file as it was written.
+    assert os.path.getsize(m.p("ckpt")) == 7
+    with open(m.p("ckpt"), "rb") as f:
+        assert f.read() == b"weights"
+    assert "ckpt" in os.listdir(m.path)
+    deadline = time.time() + 10
+    while "(try 1 after its close failed; next in 2s)" not in m.read_log():
+        assert time.time() < deadline, m.read_log()
+        time.sleep(0.1)
+    assert not bucket.exists("run/ckpt")
+    bucket.clear_faults()
+    # The next try (2 s after the first failed) finds the bucket back.
+    wait_for_object(bucket, "run/ckpt", timeout=15)
+    assert bucket.get("run/ckpt") == b"weights"
+    assert re.search(r"run/ckpt: uploaded on try [2-4] after its close failed", m.read_log())
+    with open(m.p("ckpt"), "rb") as f:
+        assert f.read() == b"weights"
+    assert m.stop() == 0
+
+
+def test_a_failed_close_is_tried_again_at_shutdown(bucket, mount_factory):
+    m = mount_factory(bucket, "run", opts=["retry_deadline=4"])
+    bucket.set_faults([{"kind": "object.insert.multipart", "action": "return-503",
+                        "count": -1}])
+    with pytest.raises(OSError):
+        with open(m.p("last"), "wb") as f:
+            f.write(b"final")
+    bucket.clear_faults()
+    # Stopped before the background's first try (4 s on): the shutdown makes it.
+    assert m.stop() == 0
+    assert bucket.get("run/last") == b"final"
+    assert "stays in the spool" not in m.read_log()
+
+
+def test_a_file_whose_close_failed_can_be_rewritten_or_removed(bucket, mount_factory):
+    m = mount_factory(bucket, "run", opts=["retry_deadline=1"])
+    bucket.set_faults([{"kind": "object.insert.multipart", "action": "return-503",
+                        "count": -1}])
+    for name in ("rewritten", "removed"):
+        with pytest.raises(OSError):
+            with open(m.p(name), "wb") as f:
+                f.write(b"first version")
+    bucket.clear_faults()
+    with open(m.p("rewritten"), "wb") as f:
+        f.write(b"second")
+    os.unlink(m.p("removed"))
+    assert bucket.get("run/rewritten") == b"second"
+    time.sleep(3)  # past the tries the failed closes had scheduled
+    assert bucket.get("run/rewritten") == b"second"
+    assert not bucket.exists("run/removed")
+    assert not os.path.exists(m.p("removed"))
+    log = m.read_log()
+    assert "changed in the bucket" not in log, log
+    assert m.stop() == 0
 
 
 def test_transient_errors_retried(bucket, mnt):
@@ -316,9 +383,8 @@ def test_corrupt_upload_rejected(bucket, mount_factory):
         f.close()
     assert bucket.faults()[0]["met"] == 1
     assert not bucket.exists("run/corrupt")
-    assert m.stop() == 3          # kept in the spool: the bytes on disk are sound
-    m.start()
-    wait_for_object(bucket, "run/corrupt")
+    # Kept (the bytes on disk are sound) and tried again: by the shutdown here.
+    assert m.stop() == 0
     assert bucket.get("run/corrupt") == b"x" * 1000
 
 
