@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "http_internal.h"
 #include "log.h"
 
@@ -147,13 +148,6 @@ struct xfer {
 
 /* CLOCK_MONOTONIC nanoseconds from which transfers are abandoned; 0: never. */
 static int64_t abandon_ns;
-
-static int64_t mono_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
 
 void http_abandon_at(double at)
 {
@@ -419,7 +413,7 @@ static int xfer_finish(struct xfer *x, CURLcode c)
 	/* An answer longer than out can hold still tells its status. */
 	x->resp->status = rc == 0 || x->overflow ? code : 0;
 	if (rc == -ECANCELED)
-		snprintf(x->resp->err, sizeof(x->resp->err), "%s", HTTP_ABANDONED_TEXT);
+		http_abandoned_error(x->resp);
 	else if (rc != 0)
 		snprintf(x->resp->err, sizeof(x->resp->err), "%s",
 			 x->errbuf[0] ? x->errbuf : curl_easy_strerror(c));
@@ -473,12 +467,17 @@ const char *http_header_next(const char **p, size_t *len)
 	return line;
 }
 
+int http_abandoned_error(struct http_resp *resp)
+{
+	snprintf(resp->err, sizeof(resp->err), "%s", HTTP_ABANDONED_TEXT);
+	return -ECANCELED;
+}
+
 /* A request asked for after the abandon time fails at once. */
 static int refuse_abandoned(struct http_resp *resp)
 {
 	http_resp_start(resp);
-	snprintf(resp->err, sizeof(resp->err), "%s", HTTP_ABANDONED_TEXT);
-	return -ECANCELED;
+	return http_abandoned_error(resp);
 }
 
 int http_perform(struct http_req *req, struct http_resp *resp)

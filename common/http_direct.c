@@ -265,10 +265,8 @@ static ssize_t recv_some(struct http_source *src, void *dst, size_t cap)
 	struct http_resp *resp = src->resp;
 	for (;;) {
 		/* Before each read: a body that keeps coming is cut short too. */
-		if (http_abandoned()) {
-			snprintf(resp->err, sizeof(resp->err), "%s", HTTP_ABANDONED_TEXT);
-			return -ECANCELED;
-		}
+		if (http_abandoned())
+			return http_abandoned_error(resp);
 		size_t n = 0;
 		CURLcode cc = curl_easy_recv(c->h, dst, cap, &n);
 		double now = now_s();

@@ -28,6 +28,9 @@ void http_conn_setup(CURL *h, const struct http_req *req, char *errbuf);
 
 /* resp emptied for a new exchange. */
 void http_resp_start(struct http_resp *resp);
+/* Say in resp->err that the transfer was abandoned at the shutdown deadline;
+ * returns -ECANCELED. */
+int http_abandoned_error(struct http_resp *resp);
 
 /* The next "Name: value" line of a request's headers from *p, its length in
  * *len (no line end); NULL after the last. */

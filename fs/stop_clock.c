@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/clock.h"
 #include "common/http.h"
 
 static const int stop_sigs[] = {SIGHUP, SIGINT, SIGTERM};
@@ -17,13 +18,6 @@ static struct sigaction wrapped[NSIGS];
 static int is_wrapped[NSIGS];
 static int64_t length_ns;
 static int started;
-
-static int64_t mono_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
 
 void stop_clock_init(double shutdown_timeout)
 {

@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "common/buf.h"
+#include "common/clock.h"
 #include "common/log.h"
 #include "fs/writer_internal.h"
 
@@ -132,13 +133,6 @@ void uploader_throttle(struct uploader *up, struct writer *w)
 			pthread_cond_wait(&up->progress, &up->lock);
 	}
 	pthread_mutex_unlock(&up->lock);
-}
-
-static int64_t mono_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
 #define LOAD(p) __atomic_load_n(p, __ATOMIC_RELAXED)
