@@ -278,6 +278,8 @@ static void *shutdown_thread(void *arg)
 	if (sd->recovering)
 		pthread_join(sd->recovery, NULL);
 	int failed = flush_all(sd->m);
+	/* What an earlier run left that this one could not upload yet: once more. */
+	publisher_retry_entries_now(&sd->m->fs.publisher);
 	/* Files whose upload failed earlier (close reported it) are still there. */
 	struct leftover_count c = {sd->m, 0};
 	spool_scan(&sd->m->fs.spool, name_leftover, &c);
@@ -381,7 +383,9 @@ static void recover_one(struct mount_ctx *m, struct leftover *l)
 			 l->id);
 		close(l->fd);
 	} else {
-		writer_recover(&m->fs.wenv, l->id, &l->st, l->fd);
+		int rc = writer_recover(&m->fs.wenv, l->id, &l->st, l->fd);
+		if (rc < 0 && rc != -ESTALE)
+			publisher_retry_entry(&m->fs.publisher, l->id);
 	}
 	spool_state_clear(&l->st);
 }

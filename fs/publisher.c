@@ -5,9 +5,11 @@
 #include "fs/publisher.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "common/buf.h"
 #include "common/log.h"
@@ -153,8 +155,88 @@ static void retry_due(struct publisher *p)
 	free(hs);
 }
 
+struct entry_retry {
+	char id[96];
+	double at, wait;            /* monotonic seconds; seconds */
+	struct entry_retry *next;
+};
+
+void publisher_retry_entry(struct publisher *p, const char *id)
+{
+	struct entry_retry *r = xcalloc(1, sizeof(*r));
+	snprintf(r->id, sizeof(r->id), "%s", id);
+	r->wait = p->first_retry;
+	r->at = inode_now() + r->wait;
+	pthread_mutex_lock(&p->lock);
+	r->next = p->entries;
+	p->entries = r;
+	pthread_mutex_unlock(&p->lock);
+}
+
+/* One try of entry r: 1 when it is done with (uploaded, gone, or in conflict). */
+static int retry_entry(struct publisher *p, const struct entry_retry *r)
+{
+	struct fs *fs = p->fs;
+	struct spool_state st;
+	int fd;
+	if (spool_load(&fs->spool, r->id, &st, &fd) < 0)
+		return 1;
+	int rc = 0;
+	if (st.conflict)
+		close(fd);
+	else
+		rc = writer_recover(&fs->wenv, r->id, &st, fd);
+	spool_state_clear(&st);
+	return rc == 0 || rc == -ESTALE;
+}
+
+/* Try the entries due (all: every one); those that fail wait twice as long. */
+static void retry_entries(struct publisher *p, int all)
+{
+	double now = inode_now();
+	struct entry_retry *due = NULL;
+	pthread_mutex_lock(&p->lock);
+	for (struct entry_retry **pp = &p->entries; *pp;) {
+		struct entry_retry *r = *pp;
+		if (all || now >= r->at) {
+			*pp = r->next;
+			r->next = due;
+			due = r;
+		} else {
+			pp = &r->next;
+		}
+	}
+	pthread_mutex_unlock(&p->lock);
+	for (struct entry_retry *r = due, *next; r; r = next) {
+		next = r->next;
+		if (retry_entry(p, r)) {
+			free(r);
+			continue;
+		}
+		r->wait = r->wait * 2 > RETRY_MAX ? RETRY_MAX : r->wait * 2;
+		r->at = inode_now() + r->wait;
+		pthread_mutex_lock(&p->lock);
+		r->next = p->entries;
+		p->entries = r;
+		pthread_mutex_unlock(&p->lock);
+	}
+}
+
+void publisher_retry_entries_now(struct publisher *p)
+{
+	retry_entries(p, 1);
+}
+
 void publisher_release_held(struct fs *fs)
 {
+	struct publisher *p = &fs->publisher;
+	pthread_mutex_lock(&p->lock);
+	while (p->entries) {
+		struct entry_retry *r = p->entries;
+		p->entries = r->next;
+		free(r);
+	}
+	pthread_mutex_unlock(&p->lock);
 	size_t n;
 	struct held *hs = held_files(fs, 1, &n);
 	for (size_t k = 0; k < n; k++) {
@@ -194,6 +276,7 @@ static void *run(void *arg)
 		if (p->interval > 0)
 			publish_open_files(p);
 		retry_due(p);
+		retry_entries(p, 0);
 		pthread_mutex_lock(&p->lock);
 	}
 	pthread_mutex_unlock(&p->lock);

@@ -12,7 +12,9 @@
  *    seconds after the close, then at doubling intervals up to RETRY_MAX,
  *    until it is uploaded, unlinked, or shown in conflict. At exit the
  *    last try is the shutdown's (mount.c); what fails then stays in the
- *    spool for the next mount.
+ *    spool for the next mount;
+ *  - tries again, on the same schedule, the spool entries an earlier run
+ *    left that this mount's recovery could not upload.
  * It keeps time and finds the files; the uploads are writer_publish's.
  */
 #ifndef GCSMOUNT_PUBLISHER_H
@@ -23,6 +25,7 @@
 struct fs;
 struct inode;
 struct writer;
+struct entry_retry;
 
 #define RETRY_FIRST 10.0
 #define RETRY_MAX 300.0
@@ -37,6 +40,7 @@ struct publisher {
 	int stop;
 	int running;
 	int holding;                /* atomic: failed closes are kept for retries */
+	struct entry_retry *entries; /* spool entries to try again; guarded by lock */
 };
 
 int publisher_start(struct publisher *p, struct fs *fs, double interval,
@@ -58,8 +62,12 @@ void publisher_note_held(const struct publisher *p, struct writer *w);
 /* i's writer is going (table lock held): drop the hold, if any. The caller
  * then unrefs the inode once more when this returns 1. */
 int publisher_unhold(struct inode *i);
-/* At exit, once the shutdown's uploads are done: let every held file go
- * (what is not uploaded stays in the spool). */
+/* Recovery could not upload spool entry id (an earlier run's): try it again. */
+void publisher_retry_entry(struct publisher *p, const char *id);
+/* At shutdown, the thread stopped: try every such entry once more. */
+void publisher_retry_entries_now(struct publisher *p);
+/* At exit, once the shutdown's uploads are done: let every held file and
+ * entry go (what is not uploaded stays in the spool). */
 void publisher_release_held(struct fs *fs);
 
 #endif

@@ -419,38 +419,48 @@ int spool_scan(const struct spool *s,
 		}
 		if (n < 9 || strcmp(de->d_name + n - 8, ".journal") != 0)
 			continue;
-		char id[256], path[4096];
+		char id[256];
 		if (n - 8 >= sizeof(id))
 			continue;
 		memcpy(id, de->d_name, n - 8);
 		id[n - 8] = '\0';
 		seen++;
-		entry_path(s, id, "journal", path, sizeof(path));
-		struct buf text = BUF_INIT;
-		int jfd = open(path, O_RDONLY | O_CLOEXEC);
-		char block[4096];
-		ssize_t r;
-		while (jfd >= 0 && (r = read(jfd, block, sizeof(block))) > 0)
-			buf_append(&text, block, (size_t)r);
-		if (jfd >= 0)
-			close(jfd);
 		struct spool_state st;
-		if (!text.data || spool_state_from_text(text.data, text.len, &st) < 0) {
-			log_error("spool: %s: unreadable journal, left in place", path);
-			buf_free(&text);
-			continue;
-		}
-		buf_free(&text);
-		entry_path(s, id, "data", path, sizeof(path));
-		int fd = open(path, O_RDWR | O_CLOEXEC);
-		if (fd < 0) {
-			log_error("spool: %s: %s; the journal of %s is left in place", path,
-				  strerror(errno), st.object);
-			spool_state_clear(&st);
-			continue;
-		}
-		fn(arg, id, &st, fd);
+		int fd;
+		if (spool_load(s, id, &st, &fd) == 0)
+			fn(arg, id, &st, fd);
 	}
 	closedir(d);
 	return seen;
+}
+
+int spool_load(const struct spool *s, const char *id, struct spool_state *st, int *fd)
+{
+	char path[4096];
+	entry_path(s, id, "journal", path, sizeof(path));
+	struct buf text = BUF_INIT;
+	int jfd = open(path, O_RDONLY | O_CLOEXEC);
+	if (jfd < 0)
+		return -errno;
+	char block[4096];
+	ssize_t r;
+	while ((r = read(jfd, block, sizeof(block))) > 0)
+		buf_append(&text, block, (size_t)r);
+	close(jfd);
+	if (!text.data || spool_state_from_text(text.data, text.len, st) < 0) {
+		log_error("spool: %s: unreadable journal, left in place", path);
+		buf_free(&text);
+		return -EINVAL;
+	}
+	buf_free(&text);
+	entry_path(s, id, "data", path, sizeof(path));
+	*fd = open(path, O_RDWR | O_CLOEXEC);
+	if (*fd < 0) {
+		int rc = -errno;
+		log_error("spool: %s: %s; the journal of %s is left in place", path, strerror(errno),
+			  st->object);
+		spool_state_clear(st);
+		return rc;
+	}
+	return 0;
 }

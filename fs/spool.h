@@ -84,6 +84,11 @@ int spool_state_from_text(const char *text, size_t len, struct spool_state *st);
 void spool_state_clear(struct spool_state *st);
 
 /*
+ * Entry id's journal (st) and data file (*fd, the caller's): 0, or -errno
+ * (-ENOENT: no such entry; an unreadable one is logged).
+ */
+int spool_load(const struct spool *s, const char *id, struct spool_state *st, int *fd);
+/*
  * Entries left by an earlier run: calls fn(arg, id, state, data_fd) for each
  * one with a readable journal and data file (fn owns the fd). Returns the
  * number of entries seen, or -errno.

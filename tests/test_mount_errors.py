@@ -279,6 +279,43 @@ def test_a_failed_close_is_tried_again_at_shutdown(bucket, mount_factory):
     assert "stays in the spool" not in m.read_log()
 
 
+def _left_in_the_spool(bucket, mount_factory, retry_deadline):
+    """A mount whose close failed and that stopped while the bucket was out of reach,
+    started again with the bucket still out of reach: its recovery fails too."""
+    m = mount_factory(bucket, "run", opts=["retry_deadline=%d" % retry_deadline,
+                                           "shutdown_timeout=2"])
+    bucket.set_faults([{"kind": "object.insert.multipart", "action": "return-503",
+                        "count": -1}])
+    with pytest.raises(OSError):
+        with open(m.p("left"), "wb") as f:
+            f.write(b"from the last run")
+    assert m.stop() == 3
+    m.start()
+    deadline = time.time() + 30
+    while "could not finish the upload left in the spool" not in m.read_log():
+        assert time.time() < deadline, m.read_log()
+        time.sleep(0.1)
+    assert not bucket.exists("run/left")
+    return m
+
+
+def test_what_an_earlier_run_left_is_tried_again_until_the_bucket_takes_it(bucket,
+                                                                           mount_factory):
+    m = _left_in_the_spool(bucket, mount_factory, 1)
+    bucket.clear_faults()
+    wait_for_object(bucket, "run/left", timeout=15)
+    assert bucket.get("run/left") == b"from the last run"
+    assert m.stop() == 0
+
+
+def test_what_an_earlier_run_left_is_tried_again_at_shutdown(bucket, mount_factory):
+    m = _left_in_the_spool(bucket, mount_factory, 4)
+    bucket.clear_faults()
+    # Stopped before the background's next try (4 s on): the shutdown makes it.
+    assert m.stop() == 0, m.read_log()
+    assert bucket.get("run/left") == b"from the last run"
+
+
 def test_a_file_whose_close_failed_can_be_rewritten_or_removed(bucket, mount_factory):
     m = mount_factory(bucket, "run", opts=["retry_deadline=1"])
     bucket.set_faults([{"kind": "object.insert.multipart", "action": "return-503",

@@ -145,6 +145,18 @@ static void test_entries_on_disk(void **state)
 	seen = 0;
 	assert_int_equal(spool_scan(&s, on_entry, NULL), 2);
 	assert_int_equal(seen, 1);
+	/* One entry by its id: its journal and data; a missing one is ENOENT. */
+	struct spool_state got;
+	assert_int_equal(spool_load(&s, id, &got, &fd), 0);
+	assert_string_equal(got.object, "run/x");
+	assert_int_equal(got.closing, 1);
+	char five[5];
+	assert_int_equal(pread(fd, five, 5, 0), 5);
+	assert_memory_equal(five, "hello", 5);
+	close(fd);
+	spool_state_clear(&got);
+	assert_int_equal(spool_load(&s, id2, &got, &fd), -ENOENT);
+	assert_int_equal(spool_load(&s, "no-such-entry", &got, &fd), -ENOENT);
 	spool_remove(&s, id);
 	spool_remove(&s, id2);
 	seen = 0;
