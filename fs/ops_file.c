@@ -97,7 +97,7 @@ static void handle_drop(struct fs *fs, struct handle *h)
 	/* A file whose close failed stays as written, and is tried again. */
 	if (h->writable && --i->writer->nopen == 0 &&
 	    !(held = publisher_hold(&fs->publisher, i, left))) {
-		unhold = publisher_unhold(i);
+		unhold = publisher_unhold(&fs->publisher, i);
 		dead = i->writer;
 		i->writer = NULL;
 		/* Attributes come from the bucket again. */

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -40,6 +41,16 @@ int publisher_hold(struct publisher *p, struct inode *i, int wants_retry)
 		return 0;
 	if (w->held)
 		return 1; /* held already: reopened, and its close failed again */
+	if (p->nheld >= p->held_max) {
+		if (!p->held_full_said) {
+			p->held_full_said = 1;
+			log_warn("%d files whose close failed are held for retries, the most this "
+				 "mount's open-file limit allows; further ones stay in the spool for "
+				 "the next mount", p->nheld);
+		}
+		return 0;
+	}
+	p->nheld++;
 	__atomic_store_n(&w->held, 1, __ATOMIC_RELAXED);
 	w->tries = 0;
 	w->retry_wait = p->first_retry;
@@ -56,12 +67,13 @@ void publisher_note_held(const struct publisher *p, struct writer *w)
 	pthread_mutex_unlock(&w->lock);
 }
 
-int publisher_unhold(struct inode *i)
+int publisher_unhold(struct publisher *p, struct inode *i)
 {
 	struct writer *w = i->writer;
 	if (!w || !w->held)
 		return 0;
 	__atomic_store_n(&w->held, 0, __ATOMIC_RELAXED);
+	p->nheld--;
 	return 1;
 }
 
@@ -102,7 +114,7 @@ static int let_go_if_done(struct fs *fs, struct inode *i, struct writer *w)
 {
 	if (i->writer != w || !w->held || w->nopen > 0 || writer_wants_retry(w))
 		return 0;
-	publisher_unhold(i);
+	publisher_unhold(&fs->publisher, i);
 	i->writer = NULL;
 	i->attr_expires = 0; /* attributes come from the bucket again */
 	inode_unref(&fs->inodes, i); /* the hold's */
@@ -243,7 +255,7 @@ void publisher_release_held(struct fs *fs)
 		struct inode *i = hs[k].inode;
 		struct writer *w = hs[k].writer;
 		pthread_mutex_lock(&fs->inodes.lock);
-		int drop = i->writer == w && publisher_unhold(i);
+		int drop = i->writer == w && publisher_unhold(p, i);
 		if (drop) {
 			i->writer = NULL;
 			inode_unref(&fs->inodes, i); /* the hold's */
@@ -292,6 +304,13 @@ int publisher_start(struct publisher *p, struct fs *fs, double interval,
 	p->first_retry = retry_deadline < RETRY_FIRST ? retry_deadline : RETRY_FIRST;
 	if (p->first_retry < 1)
 		p->first_retry = 1;
+	/* A held file keeps its spool file open: a quarter of the open-file
+	 * limit at most, so that programs can still open theirs. */
+	struct rlimit nofile;
+	p->held_max = HELD_MAX;
+	if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur != RLIM_INFINITY &&
+	    nofile.rlim_cur / 4 < (rlim_t)p->held_max)
+		p->held_max = (int)(nofile.rlim_cur / 4);
 	pthread_mutex_init(&p->lock, NULL);
 	pthread_cond_init(&p->wake, NULL);
 	int rc = pthread_create(&p->thread, NULL, run, p);

@@ -29,6 +29,8 @@ struct entry_retry;
 
 #define RETRY_FIRST 10.0
 #define RETRY_MAX 300.0
+/* Files held for retries at most (each keeps its spool file open). */
+#define HELD_MAX 4096
 
 struct publisher {
 	struct fs *fs;
@@ -40,6 +42,9 @@ struct publisher {
 	int stop;
 	int running;
 	int holding;                /* atomic: failed closes are kept for retries */
+	int held_max;               /* HELD_MAX, or less under a low open-file limit */
+	int nheld;                  /* held now; guarded by the inode table lock */
+	int held_full_said;         /* same */
 	struct entry_retry *entries; /* spool entries to try again; guarded by lock */
 };
 
@@ -61,7 +66,7 @@ int publisher_hold(struct publisher *p, struct inode *i, int wants_retry);
 void publisher_note_held(const struct publisher *p, struct writer *w);
 /* i's writer is going (table lock held): drop the hold, if any. The caller
  * then unrefs the inode once more when this returns 1. */
-int publisher_unhold(struct inode *i);
+int publisher_unhold(struct publisher *p, struct inode *i);
 /* Recovery could not upload spool entry id (an earlier run's): try it again. */
 void publisher_retry_entry(struct publisher *p, const char *id);
 /* At shutdown, the thread stopped: try every such entry once more. */

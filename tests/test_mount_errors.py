@@ -279,6 +279,39 @@ def test_a_failed_close_is_tried_again_at_shutdown(bucket, mount_factory):
     assert "stays in the spool" not in m.read_log()
 
 
+def test_files_held_for_retries_are_bounded_by_the_open_file_limit(bucket, mount_factory):
+    """Each file held for retries keeps its spool file open: a quarter of the open-file
+    limit at most (64 of 256 here). The rest stay in the spool for the next mount."""
+    m = mount_factory(bucket, "run", opts=["retry_deadline=1"], start=False)
+    argv = m.argv
+    m.argv = lambda: ["prlimit", "--nofile=256:256", "--"] + argv()
+    m.start()
+    bucket.set_faults([{"kind": "object.insert.multipart", "action": "return-400",
+                        "count": -1}])
+    for k in range(70):
+        with pytest.raises(OSError):
+            with open(m.p("f%02d" % k), "wb") as f:
+                f.write(b"%d" % k)
+    deadline = time.time() + 10
+    while "64 files whose close failed are held for retries" not in m.read_log():
+        assert time.time() < deadline, m.read_log()
+        time.sleep(0.1)
+    bucket.clear_faults()
+    deadline = time.time() + 20
+    while len(bucket.list(prefix="run/")[0]) < 64:
+        assert time.time() < deadline, m.read_log()
+        time.sleep(0.2)
+    assert m.stop() == 3   # the six past the bound were named, for the next mount
+    m.start()
+    deadline = time.time() + 20
+    while len(bucket.list(prefix="run/")[0]) < 70:
+        assert time.time() < deadline, m.read_log()
+        time.sleep(0.2)
+    for k in range(70):
+        assert bucket.get("run/f%02d" % k) == b"%d" % k
+    assert m.stop() == 0
+
+
 def _left_in_the_spool(bucket, mount_factory, retry_deadline):
     """A mount whose close failed and that stopped while the bucket was out of reach,
     started again with the bucket still out of reach: its recovery fails too."""
