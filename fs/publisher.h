@@ -16,6 +16,7 @@
  *  - tries again, on the same schedule, the spool entries an earlier run
  *    left that this mount's recovery could not upload.
  * It keeps time and finds the files; the uploads are writer_publish's.
+ * The retries are in retry.c.
  */
 #ifndef GCSMOUNT_PUBLISHER_H
 #define GCSMOUNT_PUBLISHER_H
@@ -37,7 +38,7 @@ struct publisher {
 	double interval;            /* live publishing; 0: off (retries go on) */
 	double first_retry;
 	pthread_t thread;
-	pthread_mutex_t lock;       /* guards stop */
+	pthread_mutex_t lock;       /* guards stop and entries */
 	pthread_cond_t wake;
 	int stop;
 	int running;
@@ -45,7 +46,7 @@ struct publisher {
 	int held_max;               /* HELD_MAX, or less under a low open-file limit */
 	int nheld;                  /* held now; guarded by the inode table lock */
 	int held_full_said;         /* same */
-	struct entry_retry *entries; /* spool entries to try again; guarded by lock */
+	struct entry_retry *entries; /* spool entries to try again */
 };
 
 int publisher_start(struct publisher *p, struct fs *fs, double interval,
@@ -74,5 +75,10 @@ void publisher_retry_entries_now(struct publisher *p);
 /* At exit, once the shutdown's uploads are done: let every held file and
  * entry go (what is not uploaded stays in the spool). */
 void publisher_release_held(struct fs *fs);
+
+/* For the thread: try the held files and (all: every, else the due)
+ * entries whose time has come. */
+void publisher_retry_due(struct publisher *p);
+void publisher_retry_entries(struct publisher *p, int all);
 
 #endif
