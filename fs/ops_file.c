@@ -92,29 +92,11 @@ static void handle_drop(struct fs *fs, struct handle *h)
 	if (h->cached)
 		i->cached_readers--;
 	i->opens--;
-	int unhold = 0, held = 0;
-	struct writer *noted = NULL;
 	/* A file whose close failed stays as written, and is tried again. */
-	if (h->writable && --i->writer->nopen == 0 &&
-	    !(held = publisher_hold(&fs->publisher, i, left))) {
-		unhold = publisher_unhold(&fs->publisher, i);
-		dead = i->writer;
-		i->writer = NULL;
-		/* Attributes come from the bucket again. */
-		i->attr_expires = 0;
-	}
-	if (held == 2) {
-		noted = i->writer;
-		writer_ref(noted);
-	}
+	if (h->writable && --i->writer->nopen == 0 && !publisher_hold(&fs->publisher, i, left))
+		dead = publisher_take_writer(&fs->publisher, i);
 	inode_unref(&fs->inodes, i);
-	if (unhold)
-		inode_unref(&fs->inodes, i);
 	pthread_mutex_unlock(&fs->inodes.lock);
-	if (noted) {
-		publisher_note_held(&fs->publisher, noted);
-		writer_unref(noted);
-	}
 	writer_unref(dead);
 	reader_free(h->reader);
 	reader_free(h->below);

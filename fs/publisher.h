@@ -59,15 +59,14 @@ void publisher_stop(struct publisher *p);
  * The last write handle of i is going (inode table lock held): when its
  * writer still has bytes to publish (its close failed: wants_retry, from
  * writer_wants_retry before the lock was taken), keep it on the inode for
- * retries and return 1 (2 when it was not held yet: the caller then says so
- * with publisher_note_held, the lock released); else 0 and the caller
- * lets it go.
+ * retries (logged the first time) and return 1; else 0, and the caller lets
+ * it go with publisher_take_writer.
  */
 int publisher_hold(struct publisher *p, struct inode *i, int wants_retry);
-void publisher_note_held(const struct publisher *p, struct writer *w);
-/* i's writer is going (table lock held): drop the hold, if any. The caller
- * then unrefs the inode once more when this returns 1. */
-int publisher_unhold(struct publisher *p, struct inode *i);
+/* Take i's writer off it (table lock held), dropping the hold and its
+ * reference on i if it was held; attributes come from the bucket again.
+ * The caller unrefs the writer returned once the lock is released. */
+struct writer *publisher_take_writer(struct publisher *p, struct inode *i);
 /* Recovery could not upload spool entry id (an earlier run's): try it again. */
 void publisher_retry_entry(struct publisher *p, const char *id);
 /* At shutdown, the thread stopped: try every such entry once more. */

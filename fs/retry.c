@@ -37,25 +37,27 @@ int publisher_hold(struct publisher *p, struct inode *i, int wants_retry)
 	w->retry_wait = p->first_retry;
 	w->retry_at = inode_now() + w->retry_wait;
 	inode_ref(i);
-	return 2;
+	/* Named from the inode: the writer's lock may be held by an upload. */
+	struct buf path = BUF_INIT;
+	inode_path(i, &path);
+	log_warn("%s%s: its close failed; the mount keeps it as written and tries again in "
+		 "%.0fs, then at doubling intervals", p->fs->prefix, path.data ? path.data : "",
+		 p->first_retry);
+	buf_free(&path);
+	return 1;
 }
 
-void publisher_note_held(const struct publisher *p, struct writer *w)
-{
-	pthread_mutex_lock(&w->lock);
-	log_warn("%s: its close failed; the mount keeps it as written and tries again in %.0fs, "
-		 "then at doubling intervals", w->object, p->first_retry);
-	pthread_mutex_unlock(&w->lock);
-}
-
-int publisher_unhold(struct publisher *p, struct inode *i)
+struct writer *publisher_take_writer(struct publisher *p, struct inode *i)
 {
 	struct writer *w = i->writer;
-	if (!w || !w->held)
-		return 0;
-	__atomic_store_n(&w->held, 0, __ATOMIC_RELAXED);
-	p->nheld--;
-	return 1;
+	i->writer = NULL;
+	i->attr_expires = 0; /* attributes come from the bucket again */
+	if (w && w->held) {
+		__atomic_store_n(&w->held, 0, __ATOMIC_RELAXED);
+		p->nheld--;
+		inode_unref(&p->fs->inodes, i); /* the hold's */
+	}
+	return w;
 }
 
 struct held {
@@ -95,10 +97,7 @@ static int let_go_if_done(struct fs *fs, struct inode *i, struct writer *w)
 {
 	if (i->writer != w || !w->held || w->nopen > 0 || writer_wants_retry(w))
 		return 0;
-	publisher_unhold(&fs->publisher, i);
-	i->writer = NULL;
-	i->attr_expires = 0; /* attributes come from the bucket again */
-	inode_unref(&fs->inodes, i); /* the hold's */
+	publisher_take_writer(&fs->publisher, i);
 	return 1;
 }
 
@@ -236,11 +235,9 @@ void publisher_release_held(struct fs *fs)
 		struct inode *i = hs[k].inode;
 		struct writer *w = hs[k].writer;
 		pthread_mutex_lock(&fs->inodes.lock);
-		int drop = i->writer == w && publisher_unhold(p, i);
-		if (drop) {
-			i->writer = NULL;
-			inode_unref(&fs->inodes, i); /* the hold's */
-		}
+		int drop = i->writer == w && w->held;
+		if (drop)
+			publisher_take_writer(p, i);
 		inode_unref(&fs->inodes, i);
 		pthread_mutex_unlock(&fs->inodes.lock);
 		if (drop)
